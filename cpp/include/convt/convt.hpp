@@ -1,0 +1,15 @@
+#pragma once
+
+// convt: convolution and transposed convolution, forward and backward, header-only.
+
+#include "error.hpp"
+#include "gemm.hpp"
+#include "geometry.hpp"
+#include "isa.hpp"
+#include "kernels.hpp"
+#include "layer.hpp"
+#include "matrix.hpp"
+#include "seed_layers.hpp"
+#include "threading.hpp"
+#include "version.hpp"
+#include "workspace.hpp"

@@ -1,0 +1,275 @@
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+
+#include "geometry.hpp"
+#include "isa.hpp"
+#include "threading.hpp"
+#include "workspace.hpp"
+
+namespace convt {
+
+// A read-only matrix operand: element (i, j) is data[i * row_stride + j * col_stride], so a
+// transposed operand is the same memory with its strides swapped.
+template <class T>
+struct MatrixOperand {
+  const T* data;
+  index_t row_stride;
+  index_t col_stride;
+
+  T operator()(index_t i, index_t j) const { return data[i * row_stride + j * col_stride]; }
+  MatrixOperand transposed() const { return {data, col_stride, row_stride}; }
+};
+
+template <class T>
+MatrixOperand<T> row_major(const T* data, index_t cols) {
+  return {data, cols, 1};
+}
+
+namespace detail {
+
+// Register tile of one micro-kernel: ROWS rows of A times VECTORS SIMD vectors of B's columns.
+template <class T, int ROWS, int VECTORS, int VECTOR_BYTES>
+struct Tile {
+  static constexpr int rows = ROWS;
+  static constexpr int lanes = VECTOR_BYTES / static_cast<int>(sizeof(T));
+  static constexpr int cols = VECTORS * lanes;
+};
+
+// GCC/Clang vector types; the attribute needs a concrete element type, hence one line each.
+template <class T, int BYTES>
+struct VectorOf;
+#define CONVT_VECTOR_TYPE(T, BYTES)                          \
+  template <>                                               \
+  struct VectorOf<T, BYTES> {                               \
+    typedef T type __attribute__((vector_size(BYTES)));     \
+  };
+CONVT_VECTOR_TYPE(float, 16)
+CONVT_VECTOR_TYPE(float, 32)
+CONVT_VECTOR_TYPE(float, 64)
+CONVT_VECTOR_TYPE(double, 16)
+CONVT_VECTOR_TYPE(double, 32)
+CONVT_VECTOR_TYPE(double, 64)
+#undef CONVT_VECTOR_TYPE
+
+// C[0:rows, 0:cols] (+)= A_sliver . B_sliver over depth `depth`, where the slivers are packed
+// as [depth][Tile::rows] and [depth][Tile::cols]. Written once with GCC/Clang vector types; the
+// wrappers below compile it for each instruction set.
+template <class T, int ROWS, int VECTORS, int VECTOR_BYTES>
+__attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a,
+                                                             const T* b, T* c, index_t ldc,
+                                                             index_t rows, index_t cols,
+                                                             bool accumulate) {
+  using Vector = typename VectorOf<T, VECTOR_BYTES>::type;
+  constexpr int lanes = VECTOR_BYTES / static_cast<int>(sizeof(T));
+  constexpr int tile_cols = VECTORS * lanes;
+  Vector sum[ROWS][VECTORS];
+#pragma GCC unroll 16
+  for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < VECTORS; ++v) sum[r][v] = Vector{};
+  }
+  for (index_t p = 0; p < depth; ++p) {
+    Vector b_row[VECTORS];
+#pragma GCC unroll 4
+    for (int v = 0; v < VECTORS; ++v) {
+      std::memcpy(&b_row[v], b + p * tile_cols + v * lanes, sizeof(Vector));
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) {
+      const Vector a_value = Vector{} + a[p * ROWS + r];
+#pragma GCC unroll 4
+      for (int v = 0; v < VECTORS; ++v) sum[r][v] += a_value * b_row[v];
+    }
+  }
+  if (rows == ROWS && cols == tile_cols) {
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 4
+      for (int v = 0; v < VECTORS; ++v) {
+        T* target = c + r * ldc + v * lanes;
+        if (accumulate) {
+          Vector previous;
+          std::memcpy(&previous, target, sizeof(Vector));
+          sum[r][v] += previous;
+        }
+        std::memcpy(target, &sum[r][v], sizeof(Vector));
+      }
+    }
+    return;
+  }
+  T partial[ROWS][tile_cols];
+  std::memcpy(partial, sum, sizeof(partial));
+  for (index_t r = 0; r < rows; ++r) {
+    for (index_t j = 0; j < cols; ++j) {
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : T(0)) + partial[r][j];
+    }
+  }
+}
+
+template <class T>
+using MicroKernel = void (*)(index_t, const T*, const T*, T*, index_t, index_t, index_t, bool);
+
+#define CONVT_MICRO_KERNEL(NAME, TARGET, T, ROWS, VECTORS, BYTES)                              \
+  TARGET inline void NAME(index_t depth, const T* a, const T* b, T* c, index_t ldc,           \
+                          index_t rows, index_t cols, bool accumulate) {                      \
+    micro_kernel_body<T, ROWS, VECTORS, BYTES>(depth, a, b, c, ldc, rows, cols, accumulate); \
+  }
+
+// The portable kernels use 16-byte vectors, which every target lowers to SIMD or scalar code.
+CONVT_MICRO_KERNEL(micro_kernel_portable_f32, , float, 4, 2, 16)
+CONVT_MICRO_KERNEL(micro_kernel_portable_f64, , double, 4, 2, 16)
+#if CONVT_X86_DISPATCH
+#define CONVT_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define CONVT_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
+CONVT_MICRO_KERNEL(micro_kernel_avx2_f32, CONVT_TARGET_AVX2, float, 6, 2, 32)
+CONVT_MICRO_KERNEL(micro_kernel_avx2_f64, CONVT_TARGET_AVX2, double, 6, 2, 32)
+CONVT_MICRO_KERNEL(micro_kernel_avx512_f32, CONVT_TARGET_AVX512, float, 12, 2, 64)
+CONVT_MICRO_KERNEL(micro_kernel_avx512_f64, CONVT_TARGET_AVX512, double, 12, 2, 64)
+#endif
+#undef CONVT_MICRO_KERNEL
+
+// Cache blocking: a depth x cols panel of B stays in the shared cache, a rows x depth block of A
+// in the core's L2 cache, one B sliver in L1.
+struct Blocking {
+  index_t depth = 256;
+  index_t rows = 480;
+  index_t cols = 4096;
+};
+
+template <class T>
+void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t depth,
+            int tile_rows, index_t sliver, T* packed) {
+  const index_t first = sliver * tile_rows;
+  const index_t count = std::min<index_t>(tile_rows, rows - first);
+  T* out = packed + sliver * tile_rows * depth;
+  for (index_t p = 0; p < depth; ++p) {
+    for (index_t r = 0; r < count; ++r) out[p * tile_rows + r] = a(row0 + first + r, p0 + p);
+    for (index_t r = count; r < tile_rows; ++r) out[p * tile_rows + r] = T(0);
+  }
+}
+
+template <class T>
+void pack_b(MatrixOperand<T> b, index_t p0, index_t depth, index_t col0, index_t cols,
+            int tile_cols, index_t sliver, T* packed) {
+  const index_t first = sliver * tile_cols;
+  const index_t count = std::min<index_t>(tile_cols, cols - first);
+  T* out = packed + sliver * tile_cols * depth;
+  for (index_t p = 0; p < depth; ++p) {
+    const index_t row = p0 + p;
+    if (b.col_stride == 1) {
+      std::memcpy(out + p * tile_cols, b.data + row * b.row_stride + col0 + first,
+                  count * sizeof(T));
+    } else {
+      for (index_t j = 0; j < count; ++j) out[p * tile_cols + j] = b(row, col0 + first + j);
+    }
+    for (index_t j = count; j < tile_cols; ++j) out[p * tile_cols + j] = T(0);
+  }
+}
+
+inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+template <class T, int TILE_ROWS, int TILE_COLS>
+void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+                  index_t ldc, bool accumulate, MicroKernel<T> kernel) {
+  const Blocking blocking;
+  const index_t block_rows = std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
+                                               ceil_div(m, TILE_ROWS) * TILE_ROWS);
+  const index_t block_cols = std::min<index_t>(blocking.cols, ceil_div(n, TILE_COLS) * TILE_COLS);
+  const index_t block_depth = std::min<index_t>(blocking.depth, k);
+  T* packed_a = scratch<T>(Scratch::packed_a, block_rows * block_depth);
+  T* packed_b = scratch<T>(Scratch::packed_b, block_cols * block_depth);
+  const int threads = threads_for(static_cast<double>(m) * n * k);
+  (void)threads;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  for (index_t col0 = 0; col0 < n; col0 += block_cols) {
+    const index_t cols = std::min(block_cols, n - col0);
+    const index_t col_slivers = ceil_div(cols, TILE_COLS);
+    for (index_t p0 = 0; p0 < k; p0 += block_depth) {
+      const index_t depth = std::min(block_depth, k - p0);
+      const bool add = accumulate || p0 > 0;
+#pragma omp for schedule(static)
+      for (index_t s = 0; s < col_slivers; ++s) {
+        pack_b(b, p0, depth, col0, cols, TILE_COLS, s, packed_b);
+      }
+      for (index_t row0 = 0; row0 < m; row0 += block_rows) {
+        const index_t rows = std::min(block_rows, m - row0);
+        const index_t row_slivers = ceil_div(rows, TILE_ROWS);
+#pragma omp for schedule(static)
+        for (index_t s = 0; s < row_slivers; ++s) {
+          pack_a(a, row0, rows, p0, depth, TILE_ROWS, s, packed_a);
+        }
+#pragma omp for collapse(2) schedule(static)
+        for (index_t js = 0; js < col_slivers; ++js) {
+          for (index_t is = 0; is < row_slivers; ++is) {
+            const index_t i = is * TILE_ROWS;
+            const index_t j = js * TILE_COLS;
+            kernel(depth, packed_a + is * TILE_ROWS * depth, packed_b + js * TILE_COLS * depth,
+                   c + (row0 + i) * ldc + col0 + j, ldc, std::min<index_t>(TILE_ROWS, rows - i),
+                   std::min<index_t>(TILE_COLS, cols - j), add);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T, int ROWS, int VECTORS, int BYTES>
+void gemm_with(MicroKernel<T> kernel, index_t m, index_t n, index_t k, MatrixOperand<T> a,
+               MatrixOperand<T> b, T* c, index_t ldc, bool accumulate) {
+  using TileShape = Tile<T, ROWS, VECTORS, BYTES>;
+  gemm_blocked<T, TileShape::rows, TileShape::cols>(m, n, k, a, b, c, ldc, accumulate, kernel);
+}
+
+inline void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<float> a,
+                          MatrixOperand<float> b, float* c, index_t ldc, bool accumulate) {
+#if CONVT_X86_DISPATCH
+  if (isa == Isa::avx512) {
+    return gemm_with<float, 12, 2, 64>(micro_kernel_avx512_f32, m, n, k, a, b, c, ldc, accumulate);
+  }
+  if (isa == Isa::avx2) {
+    return gemm_with<float, 6, 2, 32>(micro_kernel_avx2_f32, m, n, k, a, b, c, ldc, accumulate);
+  }
+#endif
+  (void)isa;
+  gemm_with<float, 4, 2, 16>(micro_kernel_portable_f32, m, n, k, a, b, c, ldc, accumulate);
+}
+
+inline void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<double> a,
+                          MatrixOperand<double> b, double* c, index_t ldc, bool accumulate) {
+#if CONVT_X86_DISPATCH
+  if (isa == Isa::avx512) {
+    return gemm_with<double, 12, 2, 64>(micro_kernel_avx512_f64, m, n, k, a, b, c, ldc,
+                                        accumulate);
+  }
+  if (isa == Isa::avx2) {
+    return gemm_with<double, 6, 2, 32>(micro_kernel_avx2_f64, m, n, k, a, b, c, ldc, accumulate);
+  }
+#endif
+  (void)isa;
+  gemm_with<double, 4, 2, 16>(micro_kernel_portable_f64, m, n, k, a, b, c, ldc, accumulate);
+}
+
+}  // namespace detail
+
+// C (m x n, row-major, leading dimension ldc) = A (m x k) . B (k x n), or C += A . B when
+// `accumulate` is set. Each element of C is summed in the same order whatever the number of
+// threads, so results do not depend on it.
+template <class T>
+void gemm(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+          index_t ldc, bool accumulate) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "convt computes in float or double");
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate) {
+      for (index_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+    }
+    return;
+  }
+  detail::gemm_dispatch(get_isa(), m, n, k, a, b, c, ldc, accumulate);
+}
+
+}  // namespace convt

@@ -1,0 +1,361 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+
+namespace convt {
+
+using index_t = std::ptrdiff_t;
+using Shape = std::vector<index_t>;
+
+inline constexpr int max_spatial_dims = 3;
+
+// Per spatial dimension values; dimensions past ConvGeometry::dims hold neutral values (size 1,
+// stride 1, padding 0) so that loops written for three dimensions serve one and two.
+using Extent = std::array<index_t, max_spatial_dims>;
+
+enum class PaddingMode { explicit_values, valid, same };
+
+enum class ConvKind { convolution, transposed };
+
+// The arguments of a call as a user gives them: each per-dimension list holds one value (used for
+// every spatial dimension) or one value per dimension.
+struct ConvOptions {
+  Shape stride{1};
+  Shape padding{0};        // before each spatial dimension, and after it unless padding_after is set
+  Shape padding_after{};   // empty: symmetric padding
+  PaddingMode padding_mode = PaddingMode::explicit_values;
+  Shape dilation{1};
+  index_t groups = 1;
+  Shape output_padding{0};  // transposed convolution only
+  Shape output_size{};      // transposed convolution only; when set it decides output_padding
+};
+
+namespace detail {
+
+inline std::string format_values(const Shape& values) {
+  std::string text = "(";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    text += (i ? ", " : "") + std::to_string(values[i]);
+  }
+  return text + (values.size() == 1 ? ",)" : ")");
+}
+
+inline std::string format_extent(const Extent& values, int dims) {
+  return dims == 1 ? std::to_string(values[0])
+                   : format_values(Shape(values.begin(), values.begin() + dims));
+}
+
+inline index_t checked_product(const std::string& op, const char* what, const Shape& shape) {
+  index_t total = 1;
+  for (index_t value : shape) {
+    if (__builtin_mul_overflow(total, value, &total)) {
+      fail(op, ": ", what, " of shape ", format_values(shape),
+           " has more elements than this machine can address");
+    }
+  }
+  return total;
+}
+
+}  // namespace detail
+
+// The geometry of one convolution y = x (*) w, computed and validated once per call and passed
+// by const reference to every kernel.
+//
+// A convolution layer maps its input x to its output y. A transposed convolution layer is the
+// adjoint of that same convolution: its input has the shape of y and its output the shape of x.
+// So `x` below is always the larger, "image" side and `y` the "response" side, whatever the
+// layer, and the weight is always (y_channels, x_channels / groups, kernel...), which is
+// PyTorch's conv layout (C_out, C_in/groups, k...) and its transposed-conv layout
+// (C_in, C_out/groups, k...) at once.
+struct ConvGeometry {
+  ConvKind kind = ConvKind::convolution;
+  int dims = 2;
+  bool batched = true;  // false: the layer's input had no batch dimension (batch is then 1)
+  index_t batch = 1;
+  index_t groups = 1;
+  index_t x_channels = 1;
+  index_t y_channels = 1;
+  Extent x_size{1, 1, 1};
+  Extent y_size{1, 1, 1};
+  Extent kernel{1, 1, 1};
+  Extent stride{1, 1, 1};
+  Extent padding_before{0, 0, 0};
+  Extent padding_after{0, 0, 0};
+  Extent dilation{1, 1, 1};
+  Extent output_padding{0, 0, 0};  // transposed convolution: x_size beyond the smallest valid one
+
+  static ConvGeometry convolution(int dims, const Shape& input, const Shape& weight,
+                                  const ConvOptions& options = {});
+  static ConvGeometry transposed(int dims, const Shape& input, const Shape& weight,
+                                 const ConvOptions& options = {});
+
+  // "conv2d" or "conv_transpose2d": the prefix of every message about this call.
+  std::string name() const {
+    return std::string(kind == ConvKind::convolution ? "conv" : "conv_transpose") +
+           std::to_string(dims) + "d";
+  }
+
+  index_t x_spatial() const { return x_size[0] * x_size[1] * x_size[2]; }
+  index_t y_spatial() const { return y_size[0] * y_size[1] * y_size[2]; }
+  index_t kernel_volume() const { return kernel[0] * kernel[1] * kernel[2]; }
+  index_t x_channels_per_group() const { return x_channels / groups; }
+  index_t y_channels_per_group() const { return y_channels / groups; }
+  // Rows of the im2col matrix of one group: one per (input channel, kernel tap).
+  index_t lowered_rows() const { return x_channels_per_group() * kernel_volume(); }
+
+  Shape x_shape() const { return tensor_shape(x_channels, x_size); }
+  Shape y_shape() const { return tensor_shape(y_channels, y_size); }
+  Shape weight_shape() const {
+    Shape shape{y_channels, x_channels_per_group()};
+    shape.insert(shape.end(), kernel.begin(), kernel.begin() + dims);
+    return shape;
+  }
+  Shape input_shape() const { return kind == ConvKind::convolution ? x_shape() : y_shape(); }
+  Shape output_shape() const { return kind == ConvKind::convolution ? y_shape() : x_shape(); }
+  index_t input_channels() const {
+    return kind == ConvKind::convolution ? x_channels : y_channels;
+  }
+  index_t output_channels() const {
+    return kind == ConvKind::convolution ? y_channels : x_channels;
+  }
+
+  // A 1x1 kernel with unit stride, no padding and equal x and y sizes (a transposed
+  // convolution's output_padding can make x larger): the im2col matrix is x itself.
+  bool is_pointwise() const {
+    for (int d = 0; d < max_spatial_dims; ++d) {
+      if (kernel[d] != 1 || stride[d] != 1 || padding_before[d] != 0 || padding_after[d] != 0 ||
+          x_size[d] != y_size[d]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Throws convt::Error naming `argument` unless `actual` equals `expected`.
+  void expect_shape(const char* argument, const Shape& actual, const Shape& expected) const {
+    if (actual != expected) {
+      detail::fail(name(), ": ", argument, " must have shape ", detail::format_values(expected),
+                   ", got ", detail::format_values(actual));
+    }
+  }
+
+ private:
+  Shape tensor_shape(index_t channels, const Extent& size) const {
+    Shape shape;
+    if (batched) shape.push_back(batch);
+    shape.push_back(channels);
+    shape.insert(shape.end(), size.begin(), size.begin() + dims);
+    return shape;
+  }
+
+  // Reads the parts common to both kinds: ranks, batch, per-dimension options.
+  static ConvGeometry common(ConvKind kind, int dims, const Shape& input, const Shape& weight,
+                             const ConvOptions& options);
+  void check_addressable() const;
+};
+
+namespace detail {
+
+inline Extent per_dimension(const std::string& op, const char* argument, const Shape& values,
+                            int dims, index_t neutral) {
+  if (values.size() != 1 && values.size() != static_cast<std::size_t>(dims)) {
+    fail(op, ": ", argument, " must have 1 or ", dims, " values, got ", values.size(), " ",
+         format_values(values));
+  }
+  Extent extent{neutral, neutral, neutral};
+  for (int d = 0; d < dims; ++d) extent[d] = values.size() == 1 ? values[0] : values[d];
+  return extent;
+}
+
+inline void require_all(const std::string& op, const char* argument, const Shape& values,
+                        bool positive) {
+  for (index_t value : values) {
+    if (positive ? value <= 0 : value < 0) {
+      fail(op, ": ", argument, " ", format_values(values), " must be ",
+           positive ? "positive" : "non-negative");
+    }
+  }
+}
+
+}  // namespace detail
+
+inline ConvGeometry ConvGeometry::common(ConvKind kind, int dims, const Shape& input,
+                                         const Shape& weight, const ConvOptions& options) {
+  using detail::fail;
+  using detail::format_values;
+  if (dims < 1 || dims > max_spatial_dims) {
+    fail("convt supports 1, 2 or 3 spatial dimensions, got ", dims);
+  }
+  ConvGeometry g;
+  g.kind = kind;
+  g.dims = dims;
+  const std::string op = g.name();
+  const auto rank = static_cast<index_t>(input.size());
+  if (rank != dims + 1 && rank != dims + 2) {
+    fail(op, ": input must have ", dims + 1, " (unbatched) or ", dims + 2,
+         " (batched) dimensions, got ", rank, " with shape ", format_values(input));
+  }
+  if (static_cast<index_t>(weight.size()) != dims + 2) {
+    fail(op, ": weight must have ", dims + 2, " dimensions, got ", weight.size(),
+         " with shape ", format_values(weight));
+  }
+  g.batched = rank == dims + 2;
+  g.batch = g.batched ? input[0] : 1;
+  if (g.batch < 0) fail(op, ": input has a negative batch size ", g.batch);
+  for (std::size_t i = g.batched ? 1 : 0; i < input.size(); ++i) {
+    if (input[i] <= 0) {
+      fail(op, ": input of shape ", format_values(input),
+           " must have a positive size in every dimension but the batch");
+    }
+  }
+  for (index_t size : weight) {
+    if (size <= 0) {
+      fail(op, ": weight of shape ", format_values(weight),
+           " must have a positive size in every dimension");
+    }
+  }
+  if (options.groups <= 0) fail(op, ": groups (", options.groups, ") must be positive");
+  g.groups = options.groups;
+
+  detail::require_all(op, "stride", options.stride, true);
+  detail::require_all(op, "dilation", options.dilation, true);
+  detail::require_all(op, "padding", options.padding, false);
+  detail::require_all(op, "padding", options.padding_after, false);
+  g.stride = detail::per_dimension(op, "stride", options.stride, dims, 1);
+  g.dilation = detail::per_dimension(op, "dilation", options.dilation, dims, 1);
+  g.padding_before = detail::per_dimension(op, "padding", options.padding, dims, 0);
+  g.padding_after = options.padding_after.empty()
+                        ? g.padding_before
+                        : detail::per_dimension(op, "padding", options.padding_after, dims, 0);
+  for (int d = 0; d < dims; ++d) g.kernel[d] = weight[2 + d];
+  return g;
+}
+
+inline void ConvGeometry::check_addressable() const {
+  const std::string op = name();
+  detail::checked_product(op, "the input", input_shape());
+  detail::checked_product(op, "the output", output_shape());
+  detail::checked_product(op, "the weight", weight_shape());
+  detail::checked_product(op, "the lowered input", Shape{lowered_rows(), y_spatial()});
+}
+
+inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, const Shape& weight,
+                                              const ConvOptions& options) {
+  using detail::fail;
+  ConvGeometry g = common(ConvKind::convolution, dims, input, weight, options);
+  const std::string op = g.name();
+  const std::size_t first_spatial = g.batched ? 2 : 1;
+  g.x_channels = input[first_spatial - 1];
+  g.y_channels = weight[0];
+  if (g.y_channels % g.groups != 0) {
+    fail(op, ": weight.shape[0] (out_channels = ", g.y_channels, ") must be divisible by groups (",
+         g.groups, ")");
+  }
+  if (g.x_channels != weight[1] * g.groups) {
+    fail(op, ": input has ", g.x_channels, " channels, but weight.shape[1] (", weight[1],
+         ") x groups (", g.groups, ") = ", weight[1] * g.groups);
+  }
+  if (options.padding_mode != PaddingMode::explicit_values) {
+    for (int d = 0; d < dims; ++d) {
+      index_t total = 0;
+      if (options.padding_mode == PaddingMode::same) {
+        if (g.stride[d] != 1) {
+          fail(op, ": padding='same' needs stride 1, got stride ",
+               detail::format_extent(g.stride, dims));
+        }
+        // PyTorch's choice: the odd padding element goes after.
+        total = g.dilation[d] * (g.kernel[d] - 1);
+      }
+      g.padding_before[d] = total / 2;
+      g.padding_after[d] = total - total / 2;
+    }
+  }
+  for (int d = 0; d < dims; ++d) {
+    g.x_size[d] = input[first_spatial + d];
+    const index_t padded = g.x_size[d] + g.padding_before[d] + g.padding_after[d];
+    const index_t dilated_kernel = g.dilation[d] * (g.kernel[d] - 1) + 1;
+    if (dilated_kernel > padded) {
+      fail(op, ": kernel size ", g.kernel[d], " with dilation ", g.dilation[d], " spans ",
+           dilated_kernel, ", more than the padded input size ", padded, " (", g.x_size[d], " + ",
+           g.padding_before[d], " + ", g.padding_after[d], ") in spatial dimension ", d);
+    }
+    g.y_size[d] = (padded - dilated_kernel) / g.stride[d] + 1;
+  }
+  g.check_addressable();
+  return g;
+}
+
+inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const Shape& weight,
+                                             const ConvOptions& options) {
+  using detail::fail;
+  ConvGeometry g = common(ConvKind::transposed, dims, input, weight, options);
+  const std::string op = g.name();
+  const std::size_t first_spatial = g.batched ? 2 : 1;
+  g.y_channels = input[first_spatial - 1];
+  if (g.y_channels != weight[0]) {
+    fail(op, ": input has ", g.y_channels, " channels, but weight.shape[0] (in_channels) is ",
+         weight[0]);
+  }
+  if (g.y_channels % g.groups != 0) {
+    fail(op, ": weight.shape[0] (in_channels = ", g.y_channels,
+         ") must be divisible by groups (", g.groups, ")");
+  }
+  g.x_channels = weight[1] * g.groups;
+  if (options.padding_mode == PaddingMode::same) {
+    fail(op, ": padding='same' is not supported for transposed convolution; give the padding as "
+             "numbers");
+  }
+  if (options.padding_mode == PaddingMode::valid) {
+    g.padding_before = g.padding_after = Extent{0, 0, 0};
+  }
+  detail::require_all(op, "output_padding", options.output_padding, false);
+  Extent output_padding = detail::per_dimension(op, "output_padding", options.output_padding,
+                                                dims, 0);
+  Shape requested = options.output_size;
+  if (!requested.empty()) {
+    if (requested.size() == static_cast<std::size_t>(dims) + 2) {
+      requested.erase(requested.begin(), requested.begin() + 2);
+    }
+    if (requested.size() != static_cast<std::size_t>(dims)) {
+      fail(op, ": output_size must have ", dims, " or ", dims + 2, " values, got ",
+           options.output_size.size(), " ", detail::format_values(options.output_size));
+    }
+  }
+  for (int d = 0; d < dims; ++d) {
+    g.y_size[d] = input[first_spatial + d];
+    const index_t smallest = (g.y_size[d] - 1) * g.stride[d] - g.padding_before[d] -
+                             g.padding_after[d] + g.dilation[d] * (g.kernel[d] - 1) + 1;
+    if (!requested.empty()) {
+      // As PyTorch's ConvTranspose*d.forward: output_size picks output_padding.
+      const index_t largest = smallest + g.stride[d] - 1;
+      if (requested[d] < smallest || requested[d] > largest) {
+        fail(op, ": output_size ", detail::format_values(requested), " is not reachable: in "
+             "spatial dimension ", d, " the valid sizes range from ", smallest, " to ", largest,
+             " for an input of size ", g.y_size[d]);
+      }
+      output_padding[d] = requested[d] - smallest;
+    } else if (output_padding[d] >= g.stride[d] && output_padding[d] >= g.dilation[d]) {
+      fail(op, ": output_padding (", output_padding[d], ") must be smaller than stride (",
+           g.stride[d], ") or dilation (", g.dilation[d], ")");
+    }
+    g.x_size[d] = smallest + output_padding[d];
+    if (g.x_size[d] <= 0) {
+      fail(op, ": output size ", g.x_size[d], " in spatial dimension ", d,
+           " is not positive: (input ", g.y_size[d], " - 1) x stride ", g.stride[d],
+           " - padding ", g.padding_before[d], " - ", g.padding_after[d], " + dilation ",
+           g.dilation[d], " x (kernel ", g.kernel[d], " - 1) + output_padding ",
+           output_padding[d], " + 1");
+    }
+  }
+  g.output_padding = output_padding;
+  g.check_addressable();
+  return g;
+}
+
+}  // namespace convt

@@ -1,0 +1,46 @@
+"""convt: convolution and transposed convolution, forward and backward.
+
+A header-only C++ core bound to NumPy. ``convt.functional`` has PyTorch's functions and their
+gradients, ``convt.nn`` and ``convt.optim`` a small layer API, and the top level the
+single-channel functions convt grew from (``convolute``, ``convolute_full``, ``fcn_forward``, ...).
+"""
+
+from . import functional
+from ._core import (
+    Matrix,
+    Matrix32,
+    __version__,
+    get_isa,
+    get_num_threads,
+    set_isa,
+    set_num_threads,
+    supported_isas,
+)
+from ._seed import (
+    cnn_backward,
+    cnn_forward,
+    convolute,
+    convolute_full,
+    fcn_backward,
+    fcn_forward,
+    rotate_180,
+)
+
+__all__ = [
+    "Matrix",
+    "Matrix32",
+    "__version__",
+    "cnn_backward",
+    "cnn_forward",
+    "convolute",
+    "convolute_full",
+    "fcn_backward",
+    "fcn_forward",
+    "functional",
+    "get_isa",
+    "get_num_threads",
+    "rotate_180",
+    "set_isa",
+    "set_num_threads",
+    "supported_isas",
+]

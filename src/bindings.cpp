@@ -1,0 +1,393 @@
+// convt._core: binds the C++ library to NumPy. Arrays of the computed dtype that are C-contiguous
+// are used in place; the Python package converts anything else once before calling here.
+// Outputs are allocated by NumPy (or given as `out`) and the GIL is released around every kernel.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <convt/convt.hpp>
+
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace py = pybind11;
+using convt::ConvGeometry;
+using convt::index_t;
+using convt::Shape;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style>;
+
+Shape shape_of(const py::array& array) { return Shape(array.shape(), array.shape() + array.ndim()); }
+
+std::string dtype_name(const py::array& array) { return py::str(array.dtype()).cast<std::string>(); }
+
+// Checks what the Python package guarantees, so that direct callers of _core get an error
+// instead of a wrong answer: dtype, contiguity, shape.
+template <class T>
+const T* input_data(const ConvGeometry& g, const py::array& array, const char* name,
+                    const Shape& expected) {
+  if (!py::isinstance<Array<T>>(array) || !array.dtype().is(py::dtype::of<T>())) {
+    throw py::type_error(g.name() + ": " + name + " must be a C-contiguous " +
+                         dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
+  }
+  if (!(array.flags() & py::array::c_style)) {
+    throw py::type_error(g.name() + ": " + name + " must be C-contiguous");
+  }
+  g.expect_shape(name, shape_of(array), expected);
+  return static_cast<const T*>(array.data());
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const auto* a_begin = static_cast<const char*>(a.data());
+  const auto* b_begin = static_cast<const char*>(b.data());
+  return a_begin < b_begin + b.nbytes() && b_begin < a_begin + a.nbytes();
+}
+
+// The output: `out` when given (checked for dtype, shape, contiguity, writability and overlap
+// with the inputs), a new NumPy array otherwise.
+template <class T>
+Array<T> output_array(const ConvGeometry& g, const std::optional<py::array>& out, const char* name,
+                      const Shape& shape, std::initializer_list<const py::array*> inputs) {
+  if (!out) {
+    try {
+      return Array<T>(shape);
+    } catch (const py::error_already_set& error) {
+      if (!error.matches(PyExc_MemoryError)) throw;
+      throw py::value_error(g.name() + ": cannot allocate " + name + " of shape " +
+                            convt::detail::format_values(shape));
+    }
+  }
+  const py::array& given = *out;
+  if (!given.dtype().is(py::dtype::of<T>())) {
+    throw py::type_error(g.name() + ": " + name + " must have dtype " +
+                         dtype_name(Array<T>(0)) + ", got " + dtype_name(given));
+  }
+  if (!(given.flags() & py::array::c_style) || !given.writeable()) {
+    throw py::value_error(g.name() + ": " + name + " must be a writable C-contiguous array");
+  }
+  g.expect_shape(name, shape_of(given), shape);
+  for (const py::array* input : inputs) {
+    if (input != nullptr && overlaps(given, *input)) {
+      throw py::value_error(g.name() + ": " + name + " must not share memory with an input");
+    }
+  }
+  return py::reinterpret_borrow<Array<T>>(given);
+}
+
+// Runs f with the GIL released, so other Python threads run while C++ computes.
+template <class Function>
+auto without_gil(Function&& f) {
+  py::gil_scoped_release release;
+  return f();
+}
+
+template <class Function>
+auto by_dtype(const ConvGeometry& g, const py::array& array, const char* name, Function&& f) {
+  if (array.dtype().is(py::dtype::of<float>())) return f(float{});
+  if (array.dtype().is(py::dtype::of<double>())) return f(double{});
+  throw py::type_error(g.name() + ": " + name + " must be float32 or float64, got " +
+                       dtype_name(array));
+}
+
+py::array forward(const ConvGeometry& g, const py::array& input, const py::array& weight,
+                  const std::optional<py::array>& bias, const std::optional<py::array>& out) {
+  return by_dtype(g, input, "input", [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    const T* x = input_data<T>(g, input, "input", g.input_shape());
+    const T* w = input_data<T>(g, weight, "weight", g.weight_shape());
+    const T* b = bias ? input_data<T>(g, *bias, "bias", Shape{g.output_channels()}) : nullptr;
+    Array<T> result =
+        output_array<T>(g, out, "out", g.output_shape(), {&input, &weight, bias ? &*bias : nullptr});
+    T* y = result.mutable_data();
+    without_gil([&] { convt::forward(g, x, w, b, y); });
+    return result;
+  });
+}
+
+using MaybeArray = std::optional<py::array>;
+
+std::tuple<py::object, py::object, py::object> backward(
+    const ConvGeometry& g, const py::array& grad_output, const py::array& input,
+    const py::array& weight, bool need_input, bool need_weight, bool need_bias,
+    const MaybeArray& out_input, const MaybeArray& out_weight, const MaybeArray& out_bias) {
+  return by_dtype(g, grad_output, "grad_output", [&](auto zero) {
+    using T = decltype(zero);
+    const T* dy = input_data<T>(g, grad_output, "grad_output", g.output_shape());
+    const T* x = need_weight ? input_data<T>(g, input, "input", g.input_shape()) : nullptr;
+    const T* w = need_input ? input_data<T>(g, weight, "weight", g.weight_shape()) : nullptr;
+    const std::initializer_list<const py::array*> inputs{&grad_output, &input, &weight};
+    std::optional<Array<T>> dx, dw, db;
+    if (need_input) dx = output_array<T>(g, out_input, "grad_input", g.input_shape(), inputs);
+    if (need_weight) dw = output_array<T>(g, out_weight, "grad_weight", g.weight_shape(), inputs);
+    if (need_bias) db = output_array<T>(g, out_bias, "grad_bias", Shape{g.output_channels()}, inputs);
+    T* dx_data = dx ? dx->mutable_data() : nullptr;
+    T* dw_data = dw ? dw->mutable_data() : nullptr;
+    T* db_data = db ? db->mutable_data() : nullptr;
+    without_gil([&] { convt::backward(g, dy, x, w, dx_data, dw_data, db_data); });
+    auto as_object = [](std::optional<Array<T>>& array) -> py::object {
+      return array ? py::object(std::move(*array)) : py::none();
+    };
+    return std::make_tuple(as_object(dx), as_object(dw), as_object(db));
+  });
+}
+
+convt::PaddingMode padding_mode(const std::string& name) {
+  if (name == "explicit") return convt::PaddingMode::explicit_values;
+  if (name == "valid") return convt::PaddingMode::valid;
+  if (name == "same") return convt::PaddingMode::same;
+  throw py::value_error("padding must be 'valid', 'same' or numbers, got '" + name + "'");
+}
+
+convt::ConvOptions options(const Shape& stride, const Shape& padding, const Shape& padding_after,
+                           const std::string& mode, const Shape& dilation, index_t groups,
+                           const Shape& output_padding, const Shape& output_size) {
+  convt::ConvOptions result;
+  result.stride = stride;
+  result.padding = padding;
+  result.padding_after = padding_after;
+  result.padding_mode = padding_mode(mode);
+  result.dilation = dilation;
+  result.groups = groups;
+  result.output_padding = output_padding;
+  result.output_size = output_size;
+  return result;
+}
+
+py::tuple spatial(const ConvGeometry& g, const convt::Extent& values) {
+  return py::cast(Shape(values.begin(), values.begin() + g.dims));
+}
+
+// ---- the seed's single-channel functions over 2-D arrays ----
+
+template <class T>
+convt::Matrix<T> matrix_view(const py::array& array, const char* name) {
+  if (array.ndim() != 2) {
+    throw py::value_error(std::string(name) + " must be a 2-D array, got " +
+                          std::to_string(array.ndim()) + " dimensions");
+  }
+  if (!py::isinstance<Array<T>>(array) || !array.dtype().is(py::dtype::of<T>())) {
+    throw py::type_error(std::string(name) + " must be a C-contiguous " +
+                         dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
+  }
+  // The kernels only read through this view; the const_cast never writes.
+  return convt::Matrix<T>::view(const_cast<T*>(static_cast<const T*>(array.data())),
+                                array.shape(0), array.shape(1));
+}
+
+// Hands an owning Matrix's memory to NumPy without copying it.
+template <class T>
+py::array to_numpy(convt::Matrix<T>&& matrix) {
+  auto* owner = new convt::Matrix<T>(std::move(matrix));
+  py::capsule free_when_done(owner, [](void* p) { delete static_cast<convt::Matrix<T>*>(p); });
+  return Array<T>({owner->rows(), owner->cols()}, owner->data(), free_when_done);
+}
+
+template <class Function>
+py::object seed_call(const py::array& first, Function&& f) {
+  if (first.dtype().is(py::dtype::of<float>())) return f(float{});
+  if (first.dtype().is(py::dtype::of<double>())) return f(double{});
+  throw py::type_error("arrays must be float32 or float64, got " + dtype_name(first));
+}
+
+template <class T>
+void bind_matrix(py::module_& m, const char* name) {
+  using M = convt::Matrix<T>;
+  py::class_<M>(m, name, py::buffer_protocol())
+      .def(py::init<index_t, index_t>(), py::arg("rows"), py::arg("cols"))
+      .def(py::init([](const Array<T>& values) {
+             if (values.ndim() != 2) {
+               throw py::value_error("Matrix: values must be 2-D, got " +
+                                     std::to_string(values.ndim()) + " dimensions");
+             }
+             M matrix(values.shape(0), values.shape(1));
+             std::copy(values.data(), values.data() + values.size(), matrix.data());
+             return matrix;
+           }),
+           py::arg("values"))
+      .def_buffer([](M& matrix) {
+        return py::buffer_info(matrix.data(), static_cast<index_t>(sizeof(T)),
+                               py::format_descriptor<T>::format(), 2,
+                               {matrix.rows(), matrix.cols()},
+                               {static_cast<index_t>(sizeof(T)) * matrix.cols(),
+                                static_cast<index_t>(sizeof(T))});
+      })
+      .def_property_readonly("rows", &M::rows)
+      .def_property_readonly("cols", &M::cols)
+      .def_property_readonly("shape", [](const M& matrix) {
+        return py::make_tuple(matrix.rows(), matrix.cols());
+      })
+      .def("__getitem__", [](const M& matrix, std::pair<index_t, index_t> ij) {
+        return matrix.at(ij.first, ij.second);
+      })
+      .def("__setitem__", [](M& matrix, std::pair<index_t, index_t> ij, T value) {
+        matrix.at(ij.first, ij.second) = value;
+      })
+      .def("convolute", [](const M& self, const M& kernel, convt::Strides strides) {
+             return without_gil([&] { return self.convolute(kernel, strides); });
+           },
+           py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1})
+      .def("convolute_full", [](const M& self, const M& kernel, convt::Strides strides) {
+             return without_gil([&] { return self.convolute_full(kernel, strides); });
+           },
+           py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1})
+      .def("rotate_180", &M::rotate_180)
+      .def("__repr__", [name](const M& matrix) {
+        return std::string(name) + "(" + std::to_string(matrix.rows()) + " x " +
+               std::to_string(matrix.cols()) + ")";
+      });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "convt's C++ core. Private: use the convt package.";
+  m.attr("__version__") = CONVT_VERSION_STRING;
+
+  py::class_<ConvGeometry>(m, "Geometry")
+      .def_property_readonly("name", &ConvGeometry::name)
+      .def_property_readonly("transposed",
+                             [](const ConvGeometry& g) { return g.kind == convt::ConvKind::transposed; })
+      .def_readonly("dims", &ConvGeometry::dims)
+      .def_readonly("batched", &ConvGeometry::batched)
+      .def_readonly("batch", &ConvGeometry::batch)
+      .def_readonly("groups", &ConvGeometry::groups)
+      .def_readonly("x_channels", &ConvGeometry::x_channels)
+      .def_readonly("y_channels", &ConvGeometry::y_channels)
+      .def_property_readonly("x_size", [](const ConvGeometry& g) { return spatial(g, g.x_size); })
+      .def_property_readonly("y_size", [](const ConvGeometry& g) { return spatial(g, g.y_size); })
+      .def_property_readonly("kernel", [](const ConvGeometry& g) { return spatial(g, g.kernel); })
+      .def_property_readonly("stride", [](const ConvGeometry& g) { return spatial(g, g.stride); })
+      .def_property_readonly("padding_before",
+                             [](const ConvGeometry& g) { return spatial(g, g.padding_before); })
+      .def_property_readonly("padding_after",
+                             [](const ConvGeometry& g) { return spatial(g, g.padding_after); })
+      .def_property_readonly("dilation",
+                             [](const ConvGeometry& g) { return spatial(g, g.dilation); })
+      .def_property_readonly("output_padding",
+                             [](const ConvGeometry& g) { return spatial(g, g.output_padding); })
+      .def_property_readonly("input_shape",
+                             [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
+      .def_property_readonly("output_shape",
+                             [](const ConvGeometry& g) { return py::tuple(py::cast(g.output_shape())); })
+      .def_property_readonly("weight_shape",
+                             [](const ConvGeometry& g) { return py::tuple(py::cast(g.weight_shape())); })
+      .def("__repr__", [](const ConvGeometry& g) {
+        return "<Geometry " + g.name() + " input " + convt::detail::format_values(g.input_shape()) +
+               " weight " + convt::detail::format_values(g.weight_shape()) + " output " +
+               convt::detail::format_values(g.output_shape()) + ">";
+      });
+
+  m.def("conv_geometry",
+        [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
+           const Shape& padding, const Shape& padding_after, const std::string& mode,
+           const Shape& dilation, index_t groups) {
+          return ConvGeometry::convolution(
+              dims, input, weight,
+              options(stride, padding, padding_after, mode, dilation, groups, {0}, {}));
+        },
+        py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
+        py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"),
+        py::arg("dilation"), py::arg("groups"));
+  m.def("conv_transpose_geometry",
+        [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
+           const Shape& padding, const Shape& padding_after, const std::string& mode,
+           const Shape& output_padding, index_t groups, const Shape& dilation,
+           const Shape& output_size) {
+          return ConvGeometry::transposed(
+              dims, input, weight,
+              options(stride, padding, padding_after, mode, dilation, groups, output_padding,
+                      output_size));
+        },
+        py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
+        py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"),
+        py::arg("output_padding"), py::arg("groups"), py::arg("dilation"),
+        py::arg("output_size"));
+
+  m.def("forward", &forward, py::arg("geometry"), py::arg("input"), py::arg("weight"),
+        py::arg("bias") = py::none(), py::arg("out") = py::none());
+  m.def("backward", &backward, py::arg("geometry"), py::arg("grad_output"), py::arg("input"),
+        py::arg("weight"), py::arg("need_input"), py::arg("need_weight"), py::arg("need_bias"),
+        py::arg("out_input") = py::none(), py::arg("out_weight") = py::none(),
+        py::arg("out_bias") = py::none());
+
+  bind_matrix<double>(m, "Matrix");
+  bind_matrix<float>(m, "Matrix32");
+
+  m.def("convolute", [](const py::array& x, const py::array& w, convt::Strides strides) {
+    return seed_call(x, [&](auto zero) -> py::object {
+      using T = decltype(zero);
+      const auto input = matrix_view<T>(x, "X");
+      const auto kernel = matrix_view<T>(w, "W");
+      return to_numpy(without_gil([&] { return input.convolute(kernel, strides); }));
+    });
+  }, py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
+  m.def("convolute_full", [](const py::array& x, const py::array& w, convt::Strides strides) {
+    return seed_call(x, [&](auto zero) -> py::object {
+      using T = decltype(zero);
+      const auto input = matrix_view<T>(x, "X");
+      const auto kernel = matrix_view<T>(w, "W");
+      return to_numpy(without_gil([&] { return input.convolute_full(kernel, strides); }));
+    });
+  }, py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
+  m.def("rotate_180", [](const py::array& w) {
+    return seed_call(w, [&](auto zero) -> py::object {
+      using T = decltype(zero);
+      return to_numpy(matrix_view<T>(w, "W").rotate_180());
+    });
+  }, py::arg("W"));
+
+  // forward(weight, prev) and backward(a_prev, dz, kernel) for both seed layers.
+  auto bind_seed_layer = [&m](const char* forward_name, const char* backward_name, auto forward_fn,
+                              auto backward_fn) {
+    m.def(forward_name, [forward_fn](const py::array& weight, const py::array& prev,
+                                     convt::Strides strides) {
+      return seed_call(prev, [&](auto zero) -> py::object {
+        using T = decltype(zero);
+        const auto w = matrix_view<T>(weight, "weight");
+        const auto x = matrix_view<T>(prev, "prev");
+        return to_numpy(without_gil([&] { return forward_fn(w, x, strides); }));
+      });
+    }, py::arg("weight"), py::arg("prev"), py::arg("strides") = convt::Strides{1, 1});
+    m.def(backward_name, [backward_fn](const py::array& a_prev, const py::array& dz,
+                                       const py::array& kernel, convt::Strides strides) {
+      return seed_call(a_prev, [&](auto zero) -> py::object {
+        using T = decltype(zero);
+        const auto x = matrix_view<T>(a_prev, "a_prev");
+        const auto gradient = matrix_view<T>(dz, "dz");
+        const auto w = matrix_view<T>(kernel, "kernel");
+        auto result = without_gil([&] { return backward_fn(x, gradient, w, strides); });
+        return py::make_tuple(to_numpy(std::move(result.dx)), to_numpy(std::move(result.dw)));
+      });
+    }, py::arg("a_prev"), py::arg("dz"), py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1});
+  };
+  bind_seed_layer(
+      "cnn_forward", "cnn_backward",
+      [](const auto& w, const auto& x, convt::Strides s) { return convt::cnn_forward(w, x, s); },
+      [](const auto& x, const auto& dz, const auto& w, convt::Strides s) {
+        return convt::cnn_backward(x, dz, w, s);
+      });
+  bind_seed_layer(
+      "fcn_forward", "fcn_backward",
+      [](const auto& w, const auto& x, convt::Strides s) { return convt::fcn_forward(w, x, s); },
+      [](const auto& x, const auto& dz, const auto& w, convt::Strides s) {
+        return convt::fcn_backward(x, dz, w, s);
+      });
+
+  m.def("get_num_threads", &convt::get_num_threads);
+  m.def("set_num_threads", &convt::set_num_threads, py::arg("threads"));
+  m.def("get_isa", [] { return std::string(convt::isa_name(convt::get_isa())); });
+  m.def("set_isa", [](const std::string& name) { convt::set_isa(convt::parse_isa(name)); },
+        py::arg("isa"));
+  m.def("supported_isas", [] {
+    std::vector<std::string> names;
+    for (convt::Isa isa : convt::supported_isas()) names.emplace_back(convt::isa_name(isa));
+    return names;
+  });
+  m.def("workspace_bytes", &convt::workspace_bytes);
+  m.def("release_workspace", &convt::release_workspace);
+}
