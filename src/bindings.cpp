@@ -7,7 +7,6 @@
 #include <pybind11/stl.h>
 
 #include <convt/convt.hpp>
-
 #include <optional>
 #include <string>
 #include <tuple>
@@ -22,9 +21,13 @@ namespace {
 template <class T>
 using Array = py::array_t<T, py::array::c_style>;
 
-Shape shape_of(const py::array& array) { return Shape(array.shape(), array.shape() + array.ndim()); }
+Shape shape_of(const py::array& array) {
+  return Shape(array.shape(), array.shape() + array.ndim());
+}
 
-std::string dtype_name(const py::array& array) { return py::str(array.dtype()).cast<std::string>(); }
+std::string dtype_name(const py::array& array) {
+  return py::str(array.dtype()).cast<std::string>();
+}
 
 // Checks what the Python package guarantees, so that direct callers of _core get an error
 // instead of a wrong answer: dtype, contiguity, shape.
@@ -64,8 +67,8 @@ Array<T> output_array(const ConvGeometry& g, const std::optional<py::array>& out
   }
   const py::array& given = *out;
   if (!given.dtype().is(py::dtype::of<T>())) {
-    throw py::type_error(g.name() + ": " + name + " must have dtype " +
-                         dtype_name(Array<T>(0)) + ", got " + dtype_name(given));
+    throw py::type_error(g.name() + ": " + name + " must have dtype " + dtype_name(Array<T>(0)) +
+                         ", got " + dtype_name(given));
   }
   if (!(given.flags() & py::array::c_style) || !given.writeable()) {
     throw py::value_error(g.name() + ": " + name + " must be a writable C-contiguous array");
@@ -101,8 +104,8 @@ py::array forward(const ConvGeometry& g, const py::array& input, const py::array
     const T* x = input_data<T>(g, input, "input", g.input_shape());
     const T* w = input_data<T>(g, weight, "weight", g.weight_shape());
     const T* b = bias ? input_data<T>(g, *bias, "bias", Shape{g.output_channels()}) : nullptr;
-    Array<T> result =
-        output_array<T>(g, out, "out", g.output_shape(), {&input, &weight, bias ? &*bias : nullptr});
+    Array<T> result = output_array<T>(g, out, "out", g.output_shape(),
+                                      {&input, &weight, bias ? &*bias : nullptr});
     T* y = result.mutable_data();
     without_gil([&] { convt::forward(g, x, w, b, y); });
     return result;
@@ -124,7 +127,8 @@ std::tuple<py::object, py::object, py::object> backward(
     std::optional<Array<T>> dx, dw, db;
     if (need_input) dx = output_array<T>(g, out_input, "grad_input", g.input_shape(), inputs);
     if (need_weight) dw = output_array<T>(g, out_weight, "grad_weight", g.weight_shape(), inputs);
-    if (need_bias) db = output_array<T>(g, out_bias, "grad_bias", Shape{g.output_channels()}, inputs);
+    if (need_bias)
+      db = output_array<T>(g, out_bias, "grad_bias", Shape{g.output_channels()}, inputs);
     T* dx_data = dx ? dx->mutable_data() : nullptr;
     T* dw_data = dw ? dw->mutable_data() : nullptr;
     T* db_data = db ? db->mutable_data() : nullptr;
@@ -171,12 +175,12 @@ convt::Matrix<T> matrix_view(const py::array& array, const char* name) {
                           std::to_string(array.ndim()) + " dimensions");
   }
   if (!py::isinstance<Array<T>>(array) || !array.dtype().is(py::dtype::of<T>())) {
-    throw py::type_error(std::string(name) + " must be a C-contiguous " +
-                         dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
+    throw py::type_error(std::string(name) + " must be a C-contiguous " + dtype_name(Array<T>(0)) +
+                         " array, got " + dtype_name(array));
   }
   // The kernels only read through this view; the const_cast never writes.
-  return convt::Matrix<T>::view(const_cast<T*>(static_cast<const T*>(array.data())),
-                                array.shape(0), array.shape(1));
+  return convt::Matrix<T>::view(const_cast<T*>(static_cast<const T*>(array.data())), array.shape(0),
+                                array.shape(1));
 }
 
 // Hands an owning Matrix's memory to NumPy without copying it.
@@ -210,31 +214,33 @@ void bind_matrix(py::module_& m, const char* name) {
            }),
            py::arg("values"))
       .def_buffer([](M& matrix) {
-        return py::buffer_info(matrix.data(), static_cast<index_t>(sizeof(T)),
-                               py::format_descriptor<T>::format(), 2,
-                               {matrix.rows(), matrix.cols()},
-                               {static_cast<index_t>(sizeof(T)) * matrix.cols(),
-                                static_cast<index_t>(sizeof(T))});
+        return py::buffer_info(
+            matrix.data(), static_cast<index_t>(sizeof(T)), py::format_descriptor<T>::format(), 2,
+            {matrix.rows(), matrix.cols()},
+            {static_cast<index_t>(sizeof(T)) * matrix.cols(), static_cast<index_t>(sizeof(T))});
       })
       .def_property_readonly("rows", &M::rows)
       .def_property_readonly("cols", &M::cols)
-      .def_property_readonly("shape", [](const M& matrix) {
-        return py::make_tuple(matrix.rows(), matrix.cols());
-      })
-      .def("__getitem__", [](const M& matrix, std::pair<index_t, index_t> ij) {
-        return matrix.at(ij.first, ij.second);
-      })
-      .def("__setitem__", [](M& matrix, std::pair<index_t, index_t> ij, T value) {
-        matrix.at(ij.first, ij.second) = value;
-      })
-      .def("convolute", [](const M& self, const M& kernel, convt::Strides strides) {
-             return without_gil([&] { return self.convolute(kernel, strides); });
-           },
-           py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1})
-      .def("convolute_full", [](const M& self, const M& kernel, convt::Strides strides) {
-             return without_gil([&] { return self.convolute_full(kernel, strides); });
-           },
-           py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1})
+      .def_property_readonly(
+          "shape", [](const M& matrix) { return py::make_tuple(matrix.rows(), matrix.cols()); })
+      .def("__getitem__",
+           [](const M& matrix, std::pair<index_t, index_t> ij) {
+             return matrix.at(ij.first, ij.second);
+           })
+      .def("__setitem__", [](M& matrix, std::pair<index_t, index_t> ij,
+                             T value) { matrix.at(ij.first, ij.second) = value; })
+      .def(
+          "convolute",
+          [](const M& self, const M& kernel, convt::Strides strides) {
+            return without_gil([&] { return self.convolute(kernel, strides); });
+          },
+          py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1})
+      .def(
+          "convolute_full",
+          [](const M& self, const M& kernel, convt::Strides strides) {
+            return without_gil([&] { return self.convolute_full(kernel, strides); });
+          },
+          py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1})
       .def("rotate_180", &M::rotate_180)
       .def("__repr__", [name](const M& matrix) {
         return std::string(name) + "(" + std::to_string(matrix.rows()) + " x " +
@@ -250,8 +256,8 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<ConvGeometry>(m, "Geometry")
       .def_property_readonly("name", &ConvGeometry::name)
-      .def_property_readonly("transposed",
-                             [](const ConvGeometry& g) { return g.kind == convt::ConvKind::transposed; })
+      .def_property_readonly(
+          "transposed", [](const ConvGeometry& g) { return g.kind == convt::ConvKind::transposed; })
       .def_readonly("dims", &ConvGeometry::dims)
       .def_readonly("batched", &ConvGeometry::batched)
       .def_readonly("batch", &ConvGeometry::batch)
@@ -270,43 +276,45 @@ PYBIND11_MODULE(_core, m) {
                              [](const ConvGeometry& g) { return spatial(g, g.dilation); })
       .def_property_readonly("output_padding",
                              [](const ConvGeometry& g) { return spatial(g, g.output_padding); })
-      .def_property_readonly("input_shape",
-                             [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
-      .def_property_readonly("output_shape",
-                             [](const ConvGeometry& g) { return py::tuple(py::cast(g.output_shape())); })
-      .def_property_readonly("weight_shape",
-                             [](const ConvGeometry& g) { return py::tuple(py::cast(g.weight_shape())); })
+      .def_property_readonly(
+          "input_shape", [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
+      .def_property_readonly(
+          "output_shape",
+          [](const ConvGeometry& g) { return py::tuple(py::cast(g.output_shape())); })
+      .def_property_readonly(
+          "weight_shape",
+          [](const ConvGeometry& g) { return py::tuple(py::cast(g.weight_shape())); })
       .def("__repr__", [](const ConvGeometry& g) {
         return "<Geometry " + g.name() + " input " + convt::detail::format_values(g.input_shape()) +
                " weight " + convt::detail::format_values(g.weight_shape()) + " output " +
                convt::detail::format_values(g.output_shape()) + ">";
       });
 
-  m.def("conv_geometry",
-        [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
-           const Shape& padding, const Shape& padding_after, const std::string& mode,
-           const Shape& dilation, index_t groups) {
-          return ConvGeometry::convolution(
-              dims, input, weight,
-              options(stride, padding, padding_after, mode, dilation, groups, {0}, {}));
-        },
-        py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
-        py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"),
-        py::arg("dilation"), py::arg("groups"));
-  m.def("conv_transpose_geometry",
-        [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
-           const Shape& padding, const Shape& padding_after, const std::string& mode,
-           const Shape& output_padding, index_t groups, const Shape& dilation,
-           const Shape& output_size) {
-          return ConvGeometry::transposed(
-              dims, input, weight,
-              options(stride, padding, padding_after, mode, dilation, groups, output_padding,
-                      output_size));
-        },
-        py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
-        py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"),
-        py::arg("output_padding"), py::arg("groups"), py::arg("dilation"),
-        py::arg("output_size"));
+  m.def(
+      "conv_geometry",
+      [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
+         const Shape& padding, const Shape& padding_after, const std::string& mode,
+         const Shape& dilation, index_t groups) {
+        return ConvGeometry::convolution(
+            dims, input, weight,
+            options(stride, padding, padding_after, mode, dilation, groups, {0}, {}));
+      },
+      py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
+      py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"), py::arg("dilation"),
+      py::arg("groups"));
+  m.def(
+      "conv_transpose_geometry",
+      [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
+         const Shape& padding, const Shape& padding_after, const std::string& mode,
+         const Shape& output_padding, index_t groups, const Shape& dilation,
+         const Shape& output_size) {
+        return ConvGeometry::transposed(dims, input, weight,
+                                        options(stride, padding, padding_after, mode, dilation,
+                                                groups, output_padding, output_size));
+      },
+      py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
+      py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"),
+      py::arg("output_padding"), py::arg("groups"), py::arg("dilation"), py::arg("output_size"));
 
   m.def("forward", &forward, py::arg("geometry"), py::arg("input"), py::arg("weight"),
         py::arg("bias") = py::none(), py::arg("out") = py::none());
@@ -318,52 +326,67 @@ PYBIND11_MODULE(_core, m) {
   bind_matrix<double>(m, "Matrix");
   bind_matrix<float>(m, "Matrix32");
 
-  m.def("convolute", [](const py::array& x, const py::array& w, convt::Strides strides) {
-    return seed_call(x, [&](auto zero) -> py::object {
-      using T = decltype(zero);
-      const auto input = matrix_view<T>(x, "X");
-      const auto kernel = matrix_view<T>(w, "W");
-      return to_numpy(without_gil([&] { return input.convolute(kernel, strides); }));
-    });
-  }, py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
-  m.def("convolute_full", [](const py::array& x, const py::array& w, convt::Strides strides) {
-    return seed_call(x, [&](auto zero) -> py::object {
-      using T = decltype(zero);
-      const auto input = matrix_view<T>(x, "X");
-      const auto kernel = matrix_view<T>(w, "W");
-      return to_numpy(without_gil([&] { return input.convolute_full(kernel, strides); }));
-    });
-  }, py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
-  m.def("rotate_180", [](const py::array& w) {
-    return seed_call(w, [&](auto zero) -> py::object {
-      using T = decltype(zero);
-      return to_numpy(matrix_view<T>(w, "W").rotate_180());
-    });
-  }, py::arg("W"));
+  m.def(
+      "convolute",
+      [](const py::array& x, const py::array& w, convt::Strides strides) {
+        return seed_call(x, [&](auto zero) -> py::object {
+          using T = decltype(zero);
+          const auto input = matrix_view<T>(x, "X");
+          const auto kernel = matrix_view<T>(w, "W");
+          return to_numpy(without_gil([&] { return input.convolute(kernel, strides); }));
+        });
+      },
+      py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
+  m.def(
+      "convolute_full",
+      [](const py::array& x, const py::array& w, convt::Strides strides) {
+        return seed_call(x, [&](auto zero) -> py::object {
+          using T = decltype(zero);
+          const auto input = matrix_view<T>(x, "X");
+          const auto kernel = matrix_view<T>(w, "W");
+          return to_numpy(without_gil([&] { return input.convolute_full(kernel, strides); }));
+        });
+      },
+      py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
+  m.def(
+      "rotate_180",
+      [](const py::array& w) {
+        return seed_call(w, [&](auto zero) -> py::object {
+          using T = decltype(zero);
+          return to_numpy(matrix_view<T>(w, "W").rotate_180());
+        });
+      },
+      py::arg("W"));
 
   // forward(weight, prev) and backward(a_prev, dz, kernel) for both seed layers.
   auto bind_seed_layer = [&m](const char* forward_name, const char* backward_name, auto forward_fn,
                               auto backward_fn) {
-    m.def(forward_name, [forward_fn](const py::array& weight, const py::array& prev,
-                                     convt::Strides strides) {
-      return seed_call(prev, [&](auto zero) -> py::object {
-        using T = decltype(zero);
-        const auto w = matrix_view<T>(weight, "weight");
-        const auto x = matrix_view<T>(prev, "prev");
-        return to_numpy(without_gil([&] { return forward_fn(w, x, strides); }));
-      });
-    }, py::arg("weight"), py::arg("prev"), py::arg("strides") = convt::Strides{1, 1});
-    m.def(backward_name, [backward_fn](const py::array& a_prev, const py::array& dz,
-                                       const py::array& kernel, convt::Strides strides) {
-      return seed_call(a_prev, [&](auto zero) -> py::object {
-        using T = decltype(zero);
-        const auto x = matrix_view<T>(a_prev, "a_prev");
-        const auto gradient = matrix_view<T>(dz, "dz");
-        const auto w = matrix_view<T>(kernel, "kernel");
-        auto result = without_gil([&] { return backward_fn(x, gradient, w, strides); });
-        return py::make_tuple(to_numpy(std::move(result.dx)), to_numpy(std::move(result.dw)));
-      });
-    }, py::arg("a_prev"), py::arg("dz"), py::arg("kernel"), py::arg("strides") = convt::Strides{1, 1});
+    m.def(
+        forward_name,
+        [forward_fn](const py::array& weight, const py::array& prev, convt::Strides strides) {
+          return seed_call(prev, [&](auto zero) -> py::object {
+            using T = decltype(zero);
+            const auto w = matrix_view<T>(weight, "weight");
+            const auto x = matrix_view<T>(prev, "prev");
+            return to_numpy(without_gil([&] { return forward_fn(w, x, strides); }));
+          });
+        },
+        py::arg("weight"), py::arg("prev"), py::arg("strides") = convt::Strides{1, 1});
+    m.def(
+        backward_name,
+        [backward_fn](const py::array& a_prev, const py::array& dz, const py::array& kernel,
+                      convt::Strides strides) {
+          return seed_call(a_prev, [&](auto zero) -> py::object {
+            using T = decltype(zero);
+            const auto x = matrix_view<T>(a_prev, "a_prev");
+            const auto gradient = matrix_view<T>(dz, "dz");
+            const auto w = matrix_view<T>(kernel, "kernel");
+            auto result = without_gil([&] { return backward_fn(x, gradient, w, strides); });
+            return py::make_tuple(to_numpy(std::move(result.dx)), to_numpy(std::move(result.dw)));
+          });
+        },
+        py::arg("a_prev"), py::arg("dz"), py::arg("kernel"),
+        py::arg("strides") = convt::Strides{1, 1});
   };
   bind_seed_layer(
       "cnn_forward", "cnn_backward",
@@ -381,8 +404,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &convt::get_num_threads);
   m.def("set_num_threads", &convt::set_num_threads, py::arg("threads"));
   m.def("get_isa", [] { return std::string(convt::isa_name(convt::get_isa())); });
-  m.def("set_isa", [](const std::string& name) { convt::set_isa(convt::parse_isa(name)); },
-        py::arg("isa"));
+  m.def(
+      "set_isa", [](const std::string& name) { convt::set_isa(convt::parse_isa(name)); },
+      py::arg("isa"));
   m.def("supported_isas", [] {
     std::vector<std::string> names;
     for (convt::Isa isa : convt::supported_isas()) names.emplace_back(convt::isa_name(isa));

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -36,12 +36,12 @@ __all__ = [
     "floating_arrays",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
-Padding = Union[str, int, Sequence[int]]
-Gradients = tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
+IntOrTuple = int | Sequence[int]
+Padding = str | int | Sequence[int]
+Gradients = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 
-def floating_arrays(op: str, **arrays: Any) -> list[Optional[np.ndarray]]:
+def floating_arrays(op: str, **arrays: Any) -> list[np.ndarray | None]:
     """Converts the named arrays (None stays None) to their common floating dtype."""
     converted = {}
     for name, value in arrays.items():
@@ -64,8 +64,10 @@ def floating_arrays(op: str, **arrays: Any) -> list[Optional[np.ndarray]]:
 
 def _ints(op: str, name: str, value: IntOrTuple) -> list[int]:
     values = [value] if isinstance(value, numbers.Integral) else value
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
+    if (
+        isinstance(values, (str, bytes))
+        or not isinstance(values, Sequence)
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)
     ):
         raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {value!r}")
     return [int(v) for v in values]

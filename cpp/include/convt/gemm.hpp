@@ -40,10 +40,10 @@ struct Tile {
 // GCC/Clang vector types; the attribute needs a concrete element type, hence one line each.
 template <class T, int BYTES>
 struct VectorOf;
-#define CONVT_VECTOR_TYPE(T, BYTES)                          \
-  template <>                                               \
-  struct VectorOf<T, BYTES> {                               \
-    typedef T type __attribute__((vector_size(BYTES)));     \
+#define CONVT_VECTOR_TYPE(T, BYTES)                     \
+  template <>                                           \
+  struct VectorOf<T, BYTES> {                           \
+    typedef T type __attribute__((vector_size(BYTES))); \
   };
 CONVT_VECTOR_TYPE(float, 16)
 CONVT_VECTOR_TYPE(float, 32)
@@ -57,10 +57,9 @@ CONVT_VECTOR_TYPE(double, 64)
 // as [depth][Tile::rows] and [depth][Tile::cols]. Written once with GCC/Clang vector types; the
 // wrappers below compile it for each instruction set.
 template <class T, int ROWS, int VECTORS, int VECTOR_BYTES>
-__attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a,
-                                                             const T* b, T* c, index_t ldc,
-                                                             index_t rows, index_t cols,
-                                                             bool accumulate) {
+__attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a, const T* b,
+                                                             T* c, index_t ldc, index_t rows,
+                                                             index_t cols, bool accumulate) {
   using Vector = typename VectorOf<T, VECTOR_BYTES>::type;
   constexpr int lanes = VECTOR_BYTES / static_cast<int>(sizeof(T));
   constexpr int tile_cols = VECTORS * lanes;
@@ -111,10 +110,10 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
 template <class T>
 using MicroKernel = void (*)(index_t, const T*, const T*, T*, index_t, index_t, index_t, bool);
 
-#define CONVT_MICRO_KERNEL(NAME, TARGET, T, ROWS, VECTORS, BYTES)                              \
-  TARGET inline void NAME(index_t depth, const T* a, const T* b, T* c, index_t ldc,           \
-                          index_t rows, index_t cols, bool accumulate) {                      \
-    micro_kernel_body<T, ROWS, VECTORS, BYTES>(depth, a, b, c, ldc, rows, cols, accumulate); \
+#define CONVT_MICRO_KERNEL(NAME, TARGET, T, ROWS, VECTORS, BYTES)                                 \
+  TARGET inline void NAME(index_t depth, const T* a, const T* b, T* c, index_t ldc, index_t rows, \
+                          index_t cols, bool accumulate) {                                        \
+    micro_kernel_body<T, ROWS, VECTORS, BYTES>(depth, a, b, c, ldc, rows, cols, accumulate);      \
   }
 
 // The portable kernels use 16-byte vectors, which every target lowers to SIMD or scalar code.
@@ -241,8 +240,7 @@ inline void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperan
                           MatrixOperand<double> b, double* c, index_t ldc, bool accumulate) {
 #if CONVT_X86_DISPATCH
   if (isa == Isa::avx512) {
-    return gemm_with<double, 12, 2, 64>(micro_kernel_avx512_f64, m, n, k, a, b, c, ldc,
-                                        accumulate);
+    return gemm_with<double, 12, 2, 64>(micro_kernel_avx512_f64, m, n, k, a, b, c, ldc, accumulate);
   }
   if (isa == Isa::avx2) {
     return gemm_with<double, 6, 2, 32>(micro_kernel_avx2_f64, m, n, k, a, b, c, ldc, accumulate);

@@ -27,8 +27,8 @@ enum class ConvKind { convolution, transposed };
 // every spatial dimension) or one value per dimension.
 struct ConvOptions {
   Shape stride{1};
-  Shape padding{0};        // before each spatial dimension, and after it unless padding_after is set
-  Shape padding_after{};   // empty: symmetric padding
+  Shape padding{0};       // before each spatial dimension, and after it unless padding_after is set
+  Shape padding_after{};  // empty: symmetric padding
   PaddingMode padding_mode = PaddingMode::explicit_values;
   Shape dilation{1};
   index_t groups = 1;
@@ -118,9 +118,7 @@ struct ConvGeometry {
   }
   Shape input_shape() const { return kind == ConvKind::convolution ? x_shape() : y_shape(); }
   Shape output_shape() const { return kind == ConvKind::convolution ? y_shape() : x_shape(); }
-  index_t input_channels() const {
-    return kind == ConvKind::convolution ? x_channels : y_channels;
-  }
+  index_t input_channels() const { return kind == ConvKind::convolution ? x_channels : y_channels; }
   index_t output_channels() const {
     return kind == ConvKind::convolution ? y_channels : x_channels;
   }
@@ -202,8 +200,8 @@ inline ConvGeometry ConvGeometry::common(ConvKind kind, int dims, const Shape& i
          " (batched) dimensions, got ", rank, " with shape ", format_values(input));
   }
   if (static_cast<index_t>(weight.size()) != dims + 2) {
-    fail(op, ": weight must have ", dims + 2, " dimensions, got ", weight.size(),
-         " with shape ", format_values(weight));
+    fail(op, ": weight must have ", dims + 2, " dimensions, got ", weight.size(), " with shape ",
+         format_values(weight));
   }
   g.batched = rank == dims + 2;
   g.batch = g.batched ? input[0] : 1;
@@ -303,20 +301,21 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
          weight[0]);
   }
   if (g.y_channels % g.groups != 0) {
-    fail(op, ": weight.shape[0] (in_channels = ", g.y_channels,
-         ") must be divisible by groups (", g.groups, ")");
+    fail(op, ": weight.shape[0] (in_channels = ", g.y_channels, ") must be divisible by groups (",
+         g.groups, ")");
   }
   g.x_channels = weight[1] * g.groups;
   if (options.padding_mode == PaddingMode::same) {
-    fail(op, ": padding='same' is not supported for transposed convolution; give the padding as "
-             "numbers");
+    fail(op,
+         ": padding='same' is not supported for transposed convolution; give the padding as "
+         "numbers");
   }
   if (options.padding_mode == PaddingMode::valid) {
     g.padding_before = g.padding_after = Extent{0, 0, 0};
   }
   detail::require_all(op, "output_padding", options.output_padding, false);
-  Extent output_padding = detail::per_dimension(op, "output_padding", options.output_padding,
-                                                dims, 0);
+  Extent output_padding =
+      detail::per_dimension(op, "output_padding", options.output_padding, dims, 0);
   Shape requested = options.output_size;
   if (!requested.empty()) {
     if (requested.size() == static_cast<std::size_t>(dims) + 2) {
@@ -335,9 +334,11 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
       // As PyTorch's ConvTranspose*d.forward: output_size picks output_padding.
       const index_t largest = smallest + g.stride[d] - 1;
       if (requested[d] < smallest || requested[d] > largest) {
-        fail(op, ": output_size ", detail::format_values(requested), " is not reachable: in "
-             "spatial dimension ", d, " the valid sizes range from ", smallest, " to ", largest,
-             " for an input of size ", g.y_size[d]);
+        fail(op, ": output_size ", detail::format_values(requested),
+             " is not reachable: in "
+             "spatial dimension ",
+             d, " the valid sizes range from ", smallest, " to ", largest, " for an input of size ",
+             g.y_size[d]);
       }
       output_padding[d] = requested[d] - smallest;
     } else if (output_padding[d] >= g.stride[d] && output_padding[d] >= g.dilation[d]) {
@@ -347,10 +348,9 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
     g.x_size[d] = smallest + output_padding[d];
     if (g.x_size[d] <= 0) {
       fail(op, ": output size ", g.x_size[d], " in spatial dimension ", d,
-           " is not positive: (input ", g.y_size[d], " - 1) x stride ", g.stride[d],
-           " - padding ", g.padding_before[d], " - ", g.padding_after[d], " + dilation ",
-           g.dilation[d], " x (kernel ", g.kernel[d], " - 1) + output_padding ",
-           output_padding[d], " + 1");
+           " is not positive: (input ", g.y_size[d], " - 1) x stride ", g.stride[d], " - padding ",
+           g.padding_before[d], " - ", g.padding_after[d], " + dilation ", g.dilation[d],
+           " x (kernel ", g.kernel[d], " - 1) + output_padding ", output_padding[d], " + 1");
     }
   }
   g.output_padding = output_padding;

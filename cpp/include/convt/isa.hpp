@@ -22,9 +22,12 @@ enum class Isa { portable, avx2, avx512 };
 
 inline const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "portable";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    default:
+      return "portable";
   }
 }
 
@@ -34,8 +37,10 @@ inline bool isa_supported(Isa isa) {
     case Isa::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
-    case Isa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    default: return true;
+    case Isa::avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    default:
+      return true;
   }
 #else
   return isa == Isa::portable;
@@ -82,7 +87,8 @@ inline std::atomic<int>& isa_setting() {
 inline Isa get_isa() { return static_cast<Isa>(detail::isa_setting().load()); }
 
 inline void set_isa(Isa isa) {
-  if (!isa_supported(isa)) detail::fail("set_isa: '", isa_name(isa), "' is not supported by this CPU");
+  if (!isa_supported(isa))
+    detail::fail("set_isa: '", isa_name(isa), "' is not supported by this CPU");
   detail::isa_setting().store(static_cast<int>(isa));
 }
 

@@ -66,8 +66,7 @@ void im2col(const ConvGeometry& g, const T* x, T* lowered) {
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (index_t c = 0; c < channels; ++c) {
     const T* source = x + c * g.x_spatial();
-    for_each_lowered_line(g, c, [&](index_t row, index_t column, index_t x_offset,
-                                    TapRange range) {
+    for_each_lowered_line(g, c, [&](index_t row, index_t column, index_t x_offset, TapRange range) {
       T* out = lowered + row * columns + column;
       std::fill(out, out + range.first, T(0));
       const T* in = source + x_offset;
@@ -94,8 +93,7 @@ void col2im(const ConvGeometry& g, const T* lowered, T* x) {
   for (index_t c = 0; c < channels; ++c) {
     T* target = x + c * g.x_spatial();
     std::fill(target, target + g.x_spatial(), T(0));
-    for_each_lowered_line(g, c, [&](index_t row, index_t column, index_t x_offset,
-                                    TapRange range) {
+    for_each_lowered_line(g, c, [&](index_t row, index_t column, index_t x_offset, TapRange range) {
       const T* in = lowered + row * columns + column;
       T* out = target + x_offset;
       for (index_t o = range.first; o < range.last; ++o) out[o * stride] += in[o];

@@ -36,7 +36,8 @@ template <class T>
 class Matrix {
  public:
   Matrix() = default;
-  Matrix(index_t rows, index_t cols) : storage_(checked_size(rows, cols)), rows_(rows), cols_(cols) {
+  Matrix(index_t rows, index_t cols)
+      : storage_(checked_size(rows, cols)), rows_(rows), cols_(cols) {
     data_ = storage_.data();
   }
   Matrix(std::initializer_list<std::initializer_list<T>> values)
@@ -129,13 +130,16 @@ class Matrix {
 
  private:
   static std::size_t checked_size(index_t rows, index_t cols) {
-    if (rows < 0 || cols < 0) detail::fail("Matrix: rows (", rows, ") and cols (", cols, ") must not be negative");
-    return static_cast<std::size_t>(detail::checked_product("Matrix", "a matrix", Shape{rows, cols}));
+    if (rows < 0 || cols < 0)
+      detail::fail("Matrix: rows (", rows, ") and cols (", cols, ") must not be negative");
+    return static_cast<std::size_t>(
+        detail::checked_product("Matrix", "a matrix", Shape{rows, cols}));
   }
 
   index_t check_index(index_t i, index_t j) const {
     if (i < 0 || i >= rows_ || j < 0 || j >= cols_) {
-      detail::fail("Matrix: index (", i, ", ", j, ") is outside a ", rows_, " x ", cols_, " matrix");
+      detail::fail("Matrix: index (", i, ", ", j, ") is outside a ", rows_, " x ", cols_,
+                   " matrix");
     }
     return i;
   }
