@@ -163,7 +163,7 @@ convt::ConvOptions options(const Shape& stride, const Shape& padding, const Shap
 }
 
 py::tuple spatial(const ConvGeometry& g, const convt::Extent& values) {
-  return py::cast(Shape(values.begin(), values.begin() + g.dims));
+  return py::cast(Shape(values.end() - g.dims, values.end()));
 }
 
 // ---- the seed's single-channel functions over 2-D arrays ----
@@ -412,6 +412,10 @@ PYBIND11_MODULE(_core, m) {
     for (convt::Isa isa : convt::supported_isas()) names.emplace_back(convt::isa_name(isa));
     return names;
   });
+  m.def(
+      "fma_peak_gflops",
+      [](double seconds) { return without_gil([&] { return convt::fma_peak_gflops(seconds); }); },
+      py::arg("seconds"));
   m.def("workspace_bytes", &convt::workspace_bytes);
   m.def("release_workspace", &convt::release_workspace);
 }

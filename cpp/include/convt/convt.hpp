@@ -9,6 +9,7 @@
 #include "kernels.hpp"
 #include "layer.hpp"
 #include "matrix.hpp"
+#include "peak.hpp"
 #include "seed_layers.hpp"
 #include "threading.hpp"
 #include "version.hpp"

@@ -120,8 +120,6 @@ using MicroKernel = void (*)(index_t, const T*, const T*, T*, index_t, index_t, 
 CONVT_MICRO_KERNEL(micro_kernel_portable_f32, , float, 4, 2, 16)
 CONVT_MICRO_KERNEL(micro_kernel_portable_f64, , double, 4, 2, 16)
 #if CONVT_X86_DISPATCH
-#define CONVT_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define CONVT_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
 CONVT_MICRO_KERNEL(micro_kernel_avx2_f32, CONVT_TARGET_AVX2, float, 6, 2, 32)
 CONVT_MICRO_KERNEL(micro_kernel_avx2_f64, CONVT_TARGET_AVX2, double, 6, 2, 32)
 CONVT_MICRO_KERNEL(micro_kernel_avx512_f32, CONVT_TARGET_AVX512, float, 12, 2, 64)

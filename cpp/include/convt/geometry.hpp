@@ -15,8 +15,9 @@ using Shape = std::vector<index_t>;
 
 inline constexpr int max_spatial_dims = 3;
 
-// Per spatial dimension values; dimensions past ConvGeometry::dims hold neutral values (size 1,
-// stride 1, padding 0) so that loops written for three dimensions serve one and two.
+// Per spatial dimension values, right-aligned: a 2-D problem uses entries 1 and 2 and entry 0
+// holds a neutral value (size 1, stride 1, padding 0), so that loops written for three dimensions
+// serve one and two and the last entry is always the contiguous one.
 using Extent = std::array<index_t, max_spatial_dims>;
 
 enum class PaddingMode { explicit_values, valid, same };
@@ -48,7 +49,7 @@ inline std::string format_values(const Shape& values) {
 
 inline std::string format_extent(const Extent& values, int dims) {
   return dims == 1 ? std::to_string(values[0])
-                   : format_values(Shape(values.begin(), values.begin() + dims));
+                   : format_values(Shape(values.end() - dims, values.end()));
 }
 
 inline index_t checked_product(const std::string& op, const char* what, const Shape& shape) {
@@ -95,6 +96,9 @@ struct ConvGeometry {
   static ConvGeometry transposed(int dims, const Shape& input, const Shape& weight,
                                  const ConvOptions& options = {});
 
+  // The Extent entry of spatial dimension d (0 <= d < dims).
+  int axis(int d) const { return max_spatial_dims - dims + d; }
+
   // "conv2d" or "conv_transpose2d": the prefix of every message about this call.
   std::string name() const {
     return std::string(kind == ConvKind::convolution ? "conv" : "conv_transpose") +
@@ -113,7 +117,7 @@ struct ConvGeometry {
   Shape y_shape() const { return tensor_shape(y_channels, y_size); }
   Shape weight_shape() const {
     Shape shape{y_channels, x_channels_per_group()};
-    shape.insert(shape.end(), kernel.begin(), kernel.begin() + dims);
+    shape.insert(shape.end(), kernel.end() - dims, kernel.end());
     return shape;
   }
   Shape input_shape() const { return kind == ConvKind::convolution ? x_shape() : y_shape(); }
@@ -148,7 +152,7 @@ struct ConvGeometry {
     Shape shape;
     if (batched) shape.push_back(batch);
     shape.push_back(channels);
-    shape.insert(shape.end(), size.begin(), size.begin() + dims);
+    shape.insert(shape.end(), size.end() - dims, size.end());
     return shape;
   }
 
@@ -167,7 +171,9 @@ inline Extent per_dimension(const std::string& op, const char* argument, const S
          format_values(values));
   }
   Extent extent{neutral, neutral, neutral};
-  for (int d = 0; d < dims; ++d) extent[d] = values.size() == 1 ? values[0] : values[d];
+  for (int d = 0; d < dims; ++d) {
+    extent[max_spatial_dims - dims + d] = values.size() == 1 ? values[0] : values[d];
+  }
   return extent;
 }
 
@@ -231,7 +237,7 @@ inline ConvGeometry ConvGeometry::common(ConvKind kind, int dims, const Shape& i
   g.padding_after = options.padding_after.empty()
                         ? g.padding_before
                         : detail::per_dimension(op, "padding", options.padding_after, dims, 0);
-  for (int d = 0; d < dims; ++d) g.kernel[d] = weight[2 + d];
+  for (int d = 0; d < dims; ++d) g.kernel[g.axis(d)] = weight[2 + d];
   return g;
 }
 
@@ -261,29 +267,31 @@ inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, cons
   }
   if (options.padding_mode != PaddingMode::explicit_values) {
     for (int d = 0; d < dims; ++d) {
+      const int a = g.axis(d);
       index_t total = 0;
       if (options.padding_mode == PaddingMode::same) {
-        if (g.stride[d] != 1) {
+        if (g.stride[a] != 1) {
           fail(op, ": padding='same' needs stride 1, got stride ",
                detail::format_extent(g.stride, dims));
         }
         // PyTorch's choice: the odd padding element goes after.
-        total = g.dilation[d] * (g.kernel[d] - 1);
+        total = g.dilation[a] * (g.kernel[a] - 1);
       }
-      g.padding_before[d] = total / 2;
-      g.padding_after[d] = total - total / 2;
+      g.padding_before[a] = total / 2;
+      g.padding_after[a] = total - total / 2;
     }
   }
   for (int d = 0; d < dims; ++d) {
-    g.x_size[d] = input[first_spatial + d];
-    const index_t padded = g.x_size[d] + g.padding_before[d] + g.padding_after[d];
-    const index_t dilated_kernel = g.dilation[d] * (g.kernel[d] - 1) + 1;
+    const int a = g.axis(d);
+    g.x_size[a] = input[first_spatial + d];
+    const index_t padded = g.x_size[a] + g.padding_before[a] + g.padding_after[a];
+    const index_t dilated_kernel = g.dilation[a] * (g.kernel[a] - 1) + 1;
     if (dilated_kernel > padded) {
-      fail(op, ": kernel size ", g.kernel[d], " with dilation ", g.dilation[d], " spans ",
-           dilated_kernel, ", more than the padded input size ", padded, " (", g.x_size[d], " + ",
-           g.padding_before[d], " + ", g.padding_after[d], ") in spatial dimension ", d);
+      fail(op, ": kernel size ", g.kernel[a], " with dilation ", g.dilation[a], " spans ",
+           dilated_kernel, ", more than the padded input size ", padded, " (", g.x_size[a], " + ",
+           g.padding_before[a], " + ", g.padding_after[a], ") in spatial dimension ", d);
     }
-    g.y_size[d] = (padded - dilated_kernel) / g.stride[d] + 1;
+    g.y_size[a] = (padded - dilated_kernel) / g.stride[a] + 1;
   }
   g.check_addressable();
   return g;
@@ -327,30 +335,31 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
     }
   }
   for (int d = 0; d < dims; ++d) {
-    g.y_size[d] = input[first_spatial + d];
-    const index_t smallest = (g.y_size[d] - 1) * g.stride[d] - g.padding_before[d] -
-                             g.padding_after[d] + g.dilation[d] * (g.kernel[d] - 1) + 1;
+    const int a = g.axis(d);
+    g.y_size[a] = input[first_spatial + d];
+    const index_t smallest = (g.y_size[a] - 1) * g.stride[a] - g.padding_before[a] -
+                             g.padding_after[a] + g.dilation[a] * (g.kernel[a] - 1) + 1;
     if (!requested.empty()) {
       // As PyTorch's ConvTranspose*d.forward: output_size picks output_padding.
-      const index_t largest = smallest + g.stride[d] - 1;
+      const index_t largest = smallest + g.stride[a] - 1;
       if (requested[d] < smallest || requested[d] > largest) {
         fail(op, ": output_size ", detail::format_values(requested),
              " is not reachable: in "
              "spatial dimension ",
              d, " the valid sizes range from ", smallest, " to ", largest, " for an input of size ",
-             g.y_size[d]);
+             g.y_size[a]);
       }
-      output_padding[d] = requested[d] - smallest;
-    } else if (output_padding[d] >= g.stride[d] && output_padding[d] >= g.dilation[d]) {
-      fail(op, ": output_padding (", output_padding[d], ") must be smaller than stride (",
-           g.stride[d], ") or dilation (", g.dilation[d], ")");
+      output_padding[a] = requested[d] - smallest;
+    } else if (output_padding[a] >= g.stride[a] && output_padding[a] >= g.dilation[a]) {
+      fail(op, ": output_padding (", output_padding[a], ") must be smaller than stride (",
+           g.stride[a], ") or dilation (", g.dilation[a], ")");
     }
-    g.x_size[d] = smallest + output_padding[d];
-    if (g.x_size[d] <= 0) {
-      fail(op, ": output size ", g.x_size[d], " in spatial dimension ", d,
-           " is not positive: (input ", g.y_size[d], " - 1) x stride ", g.stride[d], " - padding ",
-           g.padding_before[d], " - ", g.padding_after[d], " + dilation ", g.dilation[d],
-           " x (kernel ", g.kernel[d], " - 1) + output_padding ", output_padding[d], " + 1");
+    g.x_size[a] = smallest + output_padding[a];
+    if (g.x_size[a] <= 0) {
+      fail(op, ": output size ", g.x_size[a], " in spatial dimension ", d,
+           " is not positive: (input ", g.y_size[a], " - 1) x stride ", g.stride[a], " - padding ",
+           g.padding_before[a], " - ", g.padding_after[a], " + dilation ", g.dilation[a],
+           " x (kernel ", g.kernel[a], " - 1) + output_padding ", output_padding[a], " + 1");
     }
   }
   g.output_padding = output_padding;

@@ -9,6 +9,9 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define CONVT_X86_DISPATCH 1
+// Functions compiled for one instruction set, called only after a run-time check.
+#define CONVT_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define CONVT_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
 #else
 #define CONVT_X86_DISPATCH 0
 #endif

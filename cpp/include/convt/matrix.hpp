@@ -105,7 +105,7 @@ class Matrix {
   // is ((rows - kernel.rows) / strides[0] + 1) x ((cols - kernel.cols) / strides[1] + 1).
   Matrix convolute(const Matrix& kernel, Strides strides = {1, 1}) const {
     const ConvGeometry g = geometry_with(kernel, strides, ConvKind::convolution);
-    Matrix output(g.y_size[0], g.y_size[1]);
+    Matrix output(g.y_size[1], g.y_size[2]);
     conv_forward(g, data_, kernel.data_, output.data_);
     return output;
   }
@@ -116,7 +116,7 @@ class Matrix {
   // convolute with the same kernel, i.e. PyTorch's conv_transpose2d.
   Matrix convolute_full(const Matrix& kernel, Strides strides = {1, 1}) const {
     const ConvGeometry g = geometry_with(kernel, strides, ConvKind::transposed);
-    Matrix output(g.x_size[0], g.x_size[1]);
+    Matrix output(g.x_size[1], g.x_size[2]);
     conv_backward_input(g, data_, kernel.data_, output.data_);
     return output;
   }

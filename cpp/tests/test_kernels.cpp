@@ -1,0 +1,329 @@
+// The three kernels and the bias pair against the plain-loop reference (reference.hpp), for
+// convolution and transposed convolution layers, float and double, over random configurations;
+// the pointwise path; batch 0; and the adjoint identity <conv(x), y> == <x, conv_transpose(y)>.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "convt/convt.hpp"
+#include "reference.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using reference::Index;
+using reference::Problem;
+using test_util::absolute;
+using test_util::all_close;
+using test_util::Case;
+using test_util::random_vector;
+
+constexpr int random_configurations = 300;
+
+template <class T>
+std::vector<T> filled_with_nan(Index count) {
+  return std::vector<T>(static_cast<std::size_t>(count), std::numeric_limits<T>::quiet_NaN());
+}
+
+convt::ConvGeometry convolution_geometry(const Problem& p) {
+  return convt::ConvGeometry::convolution(
+      p.dims, test_util::tensor_shape(p.batch, p.x_channels, p.x_size, p.dims),
+      test_util::weight_shape(p), test_util::options_for(p));
+}
+
+convt::ConvGeometry transposed_geometry(const Case& c) {
+  const Problem& p = c.p;
+  return convt::ConvGeometry::transposed(
+      p.dims, test_util::tensor_shape(p.batch, p.y_channels, p.y_size, p.dims),
+      test_util::weight_shape(p), test_util::options_for(p, c.output_padding));
+}
+
+// A convolution layer: forward with bias, and every gradient, through the kernels one by one and
+// through convt::forward / convt::backward.
+template <class T>
+void check_convolution(const Problem& p, std::mt19937& rng) {
+  SCOPED_TRACE(test_util::describe(p));
+  const convt::ConvGeometry g = convolution_geometry(p);
+  ASSERT_EQ(g.y_shape(), test_util::tensor_shape(p.batch, p.y_channels, p.y_size, p.dims));
+  const auto x = random_vector<T>(rng, p.x_count());
+  const auto w = random_vector<T>(rng, p.w_count());
+  const auto b = random_vector<T>(rng, p.y_channels);
+  const auto dy = random_vector<T>(rng, p.y_count());
+
+  const auto y_ref = reference::conv_forward(p, x, w);
+  const auto y_mag = reference::conv_forward(p, absolute(x), absolute(w));
+  auto y = filled_with_nan<T>(p.y_count());
+  convt::conv_forward(g, x.data(), w.data(), y.data());
+  EXPECT_TRUE(all_close(y.data(), y_ref, y_mag)) << "conv_forward";
+
+  const auto dx_ref = reference::conv_backward_input(p, dy, w);
+  const auto dx_mag = reference::conv_backward_input(p, absolute(dy), absolute(w));
+  auto dx = filled_with_nan<T>(p.x_count());
+  convt::conv_backward_input(g, dy.data(), w.data(), dx.data());
+  EXPECT_TRUE(all_close(dx.data(), dx_ref, dx_mag)) << "conv_backward_input";
+
+  const auto dw_ref = reference::conv_backward_weight(p, x, dy);
+  const auto dw_mag = reference::conv_backward_weight(p, absolute(x), absolute(dy));
+  auto dw = filled_with_nan<T>(p.w_count());
+  convt::conv_backward_weight(g, x.data(), dy.data(), dw.data());
+  EXPECT_TRUE(all_close(dw.data(), dw_ref, dw_mag)) << "conv_backward_weight";
+
+  const auto out_ref = reference::add_bias(y_ref, b, p.batch, p.y_channels, p.y_spatial());
+  const auto out_mag =
+      reference::add_bias(y_mag, absolute(b), p.batch, p.y_channels, p.y_spatial());
+  auto out = filled_with_nan<T>(p.y_count());
+  convt::forward(g, x.data(), w.data(), b.data(), out.data());
+  EXPECT_TRUE(all_close(out.data(), out_ref, out_mag)) << "forward";
+
+  const auto db_ref = reference::bias_backward(dy, p.batch, p.y_channels, p.y_spatial());
+  const auto db_mag =
+      reference::bias_backward(absolute(dy), p.batch, p.y_channels, p.y_spatial());
+  auto gx = filled_with_nan<T>(p.x_count());
+  auto gw = filled_with_nan<T>(p.w_count());
+  auto gb = filled_with_nan<T>(p.y_channels);
+  convt::backward(g, dy.data(), x.data(), w.data(), gx.data(), gw.data(), gb.data());
+  EXPECT_TRUE(all_close(gx.data(), dx_ref, dx_mag)) << "backward: grad_input";
+  EXPECT_TRUE(all_close(gw.data(), dw_ref, dw_mag)) << "backward: grad_weight";
+  EXPECT_TRUE(all_close(gb.data(), db_ref, db_mag)) << "backward: grad_bias";
+}
+
+// A transposed convolution layer: its forward pass is the reference's scatter (backward-input)
+// loop, its input gradient the gather loop, its weight gradient the weight loop with the layer's
+// output gradient on the x side.
+template <class T>
+void check_transposed(const Case& c, std::mt19937& rng) {
+  const Problem& p = c.p;
+  SCOPED_TRACE(test_util::describe(p));
+  const convt::ConvGeometry g = transposed_geometry(c);
+  ASSERT_EQ(g.output_shape(), test_util::tensor_shape(p.batch, p.x_channels, p.x_size, p.dims));
+  const auto input = random_vector<T>(rng, p.y_count());
+  const auto w = random_vector<T>(rng, p.w_count());
+  const auto b = random_vector<T>(rng, p.x_channels);
+  const auto grad_output = random_vector<T>(rng, p.x_count());
+
+  const auto out_ref = reference::add_bias(reference::conv_backward_input(p, input, w), b,
+                                           p.batch, p.x_channels, p.x_spatial());
+  const auto out_mag =
+      reference::add_bias(reference::conv_backward_input(p, absolute(input), absolute(w)),
+                          absolute(b), p.batch, p.x_channels, p.x_spatial());
+  auto out = filled_with_nan<T>(p.x_count());
+  convt::forward(g, input.data(), w.data(), b.data(), out.data());
+  EXPECT_TRUE(all_close(out.data(), out_ref, out_mag)) << "forward";
+
+  const auto gx_ref = reference::conv_forward(p, grad_output, w);
+  const auto gx_mag = reference::conv_forward(p, absolute(grad_output), absolute(w));
+  const auto gw_ref = reference::conv_backward_weight(p, grad_output, input);
+  const auto gw_mag = reference::conv_backward_weight(p, absolute(grad_output), absolute(input));
+  const auto gb_ref = reference::bias_backward(grad_output, p.batch, p.x_channels, p.x_spatial());
+  const auto gb_mag =
+      reference::bias_backward(absolute(grad_output), p.batch, p.x_channels, p.x_spatial());
+  auto gx = filled_with_nan<T>(p.y_count());
+  auto gw = filled_with_nan<T>(p.w_count());
+  auto gb = filled_with_nan<T>(p.x_channels);
+  convt::backward(g, grad_output.data(), input.data(), w.data(), gx.data(), gw.data(), gb.data());
+  EXPECT_TRUE(all_close(gx.data(), gx_ref, gx_mag)) << "backward: grad_input";
+  EXPECT_TRUE(all_close(gw.data(), gw_ref, gw_mag)) << "backward: grad_weight";
+  EXPECT_TRUE(all_close(gb.data(), gb_ref, gb_mag)) << "backward: grad_bias";
+
+  // Only the wanted gradients are written.
+  auto only_weight = filled_with_nan<T>(p.w_count());
+  convt::backward<T>(g, grad_output.data(), input.data(), w.data(), nullptr, only_weight.data(),
+                     nullptr);
+  EXPECT_TRUE(all_close(only_weight.data(), gw_ref, gw_mag)) << "backward: grad_weight alone";
+}
+
+template <class T>
+class Kernels : public ::testing::Test {};
+using Types = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(Kernels, Types);
+
+TYPED_TEST(Kernels, ConvolutionMatchesReferenceOnRandomConfigurations) {
+  std::mt19937 rng(20240601);
+  for (int i = 0; i < random_configurations; ++i) {
+    SCOPED_TRACE("configuration " + std::to_string(i));
+    check_convolution<TypeParam>(test_util::random_case(rng, false).p, rng);
+    if (::testing::Test::HasFailure()) break;  // one report is enough
+  }
+}
+
+TYPED_TEST(Kernels, TransposedMatchesReferenceOnRandomConfigurations) {
+  std::mt19937 rng(20240602);
+  for (int i = 0; i < random_configurations; ++i) {
+    SCOPED_TRACE("configuration " + std::to_string(i));
+    check_transposed<TypeParam>(test_util::random_case(rng, true), rng);
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+// A 1x1 kernel with unit stride and no padding lowers to the input itself.
+TYPED_TEST(Kernels, PointwisePath) {
+  std::mt19937 rng(7);
+  for (int dims = 1; dims <= 3; ++dims) {
+    for (Index groups : {1, 2}) {
+      Problem p;
+      p.dims = dims;
+      p.batch = 2;
+      p.groups = groups;
+      p.x_channels = 4;
+      p.y_channels = 6;
+      for (int d = 0; d < dims; ++d) p.x_size[d] = 3 + d;
+      p.y_size = reference::conv_output_size(p);
+      ASSERT_TRUE(convolution_geometry(p).is_pointwise());
+      check_convolution<TypeParam>(p, rng);
+      Case c{p, {0, 0, 0}};
+      ASSERT_TRUE(transposed_geometry(c).is_pointwise());
+      check_transposed<TypeParam>(c, rng);
+    }
+  }
+}
+
+// Near the pointwise path but off it: a 1x1 kernel with a stride, with padding, or a transposed
+// one whose output_padding makes the output larger than the input.
+TYPED_TEST(Kernels, OneByOneKernelsOffThePointwisePath) {
+  std::mt19937 rng(8);
+  Problem p;
+  p.dims = 2;
+  p.batch = 2;
+  p.x_channels = 3;
+  p.y_channels = 2;
+  p.x_size = {5, 6, 1};
+  p.stride = {2, 1, 1};
+  p.y_size = reference::conv_output_size(p);
+  EXPECT_FALSE(convolution_geometry(p).is_pointwise());
+  check_convolution<TypeParam>(p, rng);
+
+  p.stride = {1, 1, 1};
+  p.pad_before = {1, 0, 0};
+  p.pad_after = {0, 1, 0};
+  p.y_size = reference::conv_output_size(p);
+  EXPECT_FALSE(convolution_geometry(p).is_pointwise());
+  check_convolution<TypeParam>(p, rng);
+
+  Case c;
+  c.p.dims = 2;
+  c.p.batch = 2;
+  c.p.x_channels = 2;
+  c.p.y_channels = 3;
+  c.p.dilation = {2, 1, 1};
+  c.output_padding = {1, 0, 0};
+  c.p.y_size = {4, 3, 1};
+  c.p.x_size = {5, 3, 1};
+  EXPECT_FALSE(transposed_geometry(c).is_pointwise());
+  check_transposed<TypeParam>(c, rng);
+}
+
+// Larger problems that go through the GEMM's blocking and the threaded paths.
+TYPED_TEST(Kernels, LargerProblems) {
+  std::mt19937 rng(9);
+  Problem p;
+  p.dims = 2;
+  p.batch = 2;
+  p.x_channels = 40;
+  p.y_channels = 24;
+  p.groups = 2;
+  p.x_size = {19, 23, 1};
+  p.kernel = {3, 3, 1};
+  p.pad_before = {1, 1, 0};
+  p.pad_after = {1, 1, 0};
+  p.y_size = reference::conv_output_size(p);
+  check_convolution<TypeParam>(p, rng);
+
+  Case c;
+  c.p = p;
+  c.p.stride = {2, 2, 1};
+  c.output_padding = {1, 0, 0};
+  c.p.y_size = {10, 12, 1};
+  c.p.x_size = {20, 23, 1};
+  check_transposed<TypeParam>(c, rng);
+}
+
+TYPED_TEST(Kernels, UnbatchedInput) {
+  using T = TypeParam;
+  std::mt19937 rng(10);
+  Problem p;
+  p.dims = 2;
+  p.x_channels = 2;
+  p.y_channels = 3;
+  p.x_size = {5, 4, 1};
+  p.kernel = {2, 3, 1};
+  p.y_size = reference::conv_output_size(p);
+  const convt::ConvGeometry g = convt::ConvGeometry::convolution(
+      2, {2, 5, 4}, test_util::weight_shape(p), test_util::options_for(p));
+  EXPECT_FALSE(g.batched);
+  EXPECT_EQ(g.output_shape(), (convt::Shape{3, 4, 2}));
+  const auto x = random_vector<T>(rng, p.x_count());
+  const auto w = random_vector<T>(rng, p.w_count());
+  auto y = filled_with_nan<T>(p.y_count());
+  convt::forward<T>(g, x.data(), w.data(), nullptr, y.data());
+  EXPECT_TRUE(all_close(y.data(), reference::conv_forward(p, x, w),
+                        reference::conv_forward(p, absolute(x), absolute(w))));
+}
+
+// An empty batch: nothing to compute, and the weight and bias gradients are zero sums.
+TYPED_TEST(Kernels, EmptyBatch) {
+  using T = TypeParam;
+  for (bool transposed : {false, true}) {
+    SCOPED_TRACE(transposed ? "transposed" : "convolution");
+    const convt::Shape input{0, 4, 6, 5};
+    const convt::Shape weight{4, 2, 3, 3};
+    convt::ConvOptions options;
+    options.groups = 2;
+    options.padding = {1};
+    const convt::ConvGeometry g = transposed
+                                      ? convt::ConvGeometry::transposed(2, input, weight, options)
+                                      : convt::ConvGeometry::convolution(2, input, weight, options);
+    EXPECT_EQ(g.output_shape()[0], 0);
+    std::vector<T> empty;
+    const std::vector<T> w(4 * 2 * 3 * 3, T(1));
+    const std::vector<T> b(4, T(1));
+    convt::forward(g, empty.data(), w.data(), b.data(), empty.data());
+    auto gw = filled_with_nan<T>(static_cast<Index>(w.size()));
+    auto gb = filled_with_nan<T>(4);
+    convt::backward(g, empty.data(), empty.data(), w.data(), empty.data(), gw.data(), gb.data());
+    for (T value : gw) EXPECT_EQ(value, T(0));
+    for (T value : gb) EXPECT_EQ(value, T(0));
+  }
+}
+
+// The defining property of the transposed convolution: it is the adjoint of the convolution,
+// <conv(x), y> == <x, conv_transpose(y)>, and the weight gradient is the adjoint in w,
+// <conv(x; w), dy> == <w, dw(x, dy)>.
+TYPED_TEST(Kernels, AdjointIdentity) {
+  using T = TypeParam;
+  std::mt19937 rng(20240603);
+  // Dot products of a few hundred terms summed in double: float's rounding of each kernel
+  // output dominates.
+  const double relative = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  for (int i = 0; i < 200; ++i) {
+    const Case c = test_util::random_case(rng, i % 2 == 1);
+    const Problem& p = c.p;
+    SCOPED_TRACE(test_util::describe(p));
+    const convt::ConvGeometry g = i % 2 == 1 ? transposed_geometry(c) : convolution_geometry(p);
+    const auto x = random_vector<T>(rng, p.x_count());
+    const auto y = random_vector<T>(rng, p.y_count());
+    const auto w = random_vector<T>(rng, p.w_count());
+    std::vector<T> conv_x(static_cast<std::size_t>(p.y_count()));
+    std::vector<T> transpose_y(static_cast<std::size_t>(p.x_count()));
+    std::vector<T> dw(static_cast<std::size_t>(p.w_count()));
+    convt::conv_forward(g, x.data(), w.data(), conv_x.data());
+    convt::conv_backward_input(g, y.data(), w.data(), transpose_y.data());
+    convt::conv_backward_weight(g, x.data(), y.data(), dw.data());
+    double lhs = 0, rhs = 0, weight_side = 0, scale = 0;
+    for (std::size_t j = 0; j < y.size(); ++j) {
+      lhs += static_cast<double>(conv_x[j]) * y[j];
+      scale += std::abs(static_cast<double>(conv_x[j]) * y[j]);
+    }
+    for (std::size_t j = 0; j < x.size(); ++j) rhs += static_cast<double>(x[j]) * transpose_y[j];
+    for (std::size_t j = 0; j < w.size(); ++j) weight_side += static_cast<double>(w[j]) * dw[j];
+    const double bound = relative * (scale + 1.0) * std::sqrt(static_cast<double>(p.w_count()));
+    EXPECT_NEAR(lhs, rhs, bound);
+    EXPECT_NEAR(lhs, weight_side, bound);
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,166 @@
+#pragma once
+
+// Helpers shared by the tests: random data, comparisons with a tolerance scaled by the size of
+// the terms summed, and the translation from a reference::Problem to convt's arguments.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstddef>
+#include <limits>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "convt/convt.hpp"
+#include "reference.hpp"
+
+namespace test_util {
+
+template <class T>
+std::vector<T> random_vector(std::mt19937& rng, std::ptrdiff_t count) {
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::vector<T> values(static_cast<std::size_t>(count));
+  for (T& value : values) value = static_cast<T>(uniform(rng));
+  return values;
+}
+
+template <class T>
+std::vector<T> absolute(const std::vector<T>& values) {
+  std::vector<T> result(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) result[i] = std::abs(values[i]);
+  return result;
+}
+
+// Relative tolerance on the sum of the absolute values of the terms: a sum of n terms computed
+// in T is off by at most n * epsilon times that, and blocked sums stay far below it.
+template <class T>
+constexpr double tolerance() {
+  return std::is_same_v<T, float> ? 2e-5 : 1e-13;
+}
+
+// Checks actual[i] against expected[i] within tolerance<T>() * (magnitude[i] + 1e-3), where
+// magnitude[i] is the sum of the absolute values of the terms that make up expected[i].
+template <class T>
+::testing::AssertionResult all_close(const T* actual, const std::vector<double>& expected,
+                                     const std::vector<double>& magnitude) {
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const double bound = tolerance<T>() * (magnitude[i] + 1e-3);
+    const double error = std::abs(static_cast<double>(actual[i]) - expected[i]);
+    if (!(error <= bound)) {  // also catches NaN
+      return ::testing::AssertionFailure()
+             << "element " << i << " of " << expected.size() << ": got " << actual[i]
+             << ", expected " << expected[i] << " (error " << error << ", bound " << bound << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Exact equality of two buffers, bit for bit.
+template <class T>
+::testing::AssertionResult bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
+  if (a.size() != b.size()) {
+    return ::testing::AssertionFailure() << "sizes differ: " << a.size() << " vs " << b.size();
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) {
+      return ::testing::AssertionFailure()
+             << "element " << i << " differs: " << a[i] << " vs " << b[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+inline convt::Shape first(const reference::Extent& extent, int dims) {
+  return convt::Shape(extent.begin(), extent.begin() + dims);
+}
+
+// The options of a convolution or transposed convolution that computes problem `p`.
+inline convt::ConvOptions options_for(const reference::Problem& p,
+                                      const reference::Extent& output_padding = {0, 0, 0}) {
+  convt::ConvOptions options;
+  options.stride = first(p.stride, p.dims);
+  options.padding = first(p.pad_before, p.dims);
+  options.padding_after = first(p.pad_after, p.dims);
+  options.dilation = first(p.dilation, p.dims);
+  options.groups = p.groups;
+  options.output_padding = first(output_padding, p.dims);
+  return options;
+}
+
+inline convt::Shape tensor_shape(convt::index_t batch, convt::index_t channels,
+                                 const reference::Extent& size, int dims) {
+  convt::Shape shape{batch, channels};
+  shape.insert(shape.end(), size.begin(), size.begin() + dims);
+  return shape;
+}
+
+inline convt::Shape weight_shape(const reference::Problem& p) {
+  return tensor_shape(p.y_channels, p.x_per_group(), p.kernel, p.dims);
+}
+
+// A readable one-line description of a problem, for failure messages.
+inline std::string describe(const reference::Problem& p) {
+  auto list = [&](const reference::Extent& e) {
+    std::string text = "(";
+    for (int d = 0; d < p.dims; ++d) text += (d ? "," : "") + std::to_string(e[d]);
+    return text + ")";
+  };
+  return std::to_string(p.dims) + "-d N=" + std::to_string(p.batch) +
+         " groups=" + std::to_string(p.groups) + " Cx=" + std::to_string(p.x_channels) +
+         " Cy=" + std::to_string(p.y_channels) + " x=" + list(p.x_size) + " y=" + list(p.y_size) +
+         " k=" + list(p.kernel) + " stride=" + list(p.stride) + " pad=" + list(p.pad_before) +
+         "/" + list(p.pad_after) + " dilation=" + list(p.dilation);
+}
+
+// A convolution (or a transposed convolution, with its output_padding) drawn at random: 1-3
+// spatial dimensions, batch 1-3, groups 1-3, kernel, stride, dilation and asymmetric padding
+// per dimension.
+struct Case {
+  reference::Problem p;
+  reference::Extent output_padding{0, 0, 0};
+};
+
+inline Case random_case(std::mt19937& rng, bool transposed) {
+  using reference::Index;
+  auto pick = [&](Index low, Index high) {
+    return std::uniform_int_distribution<Index>(low, high)(rng);
+  };
+  Case c;
+  reference::Problem& p = c.p;
+  p.dims = static_cast<int>(pick(1, 3));
+  p.batch = pick(1, 3);
+  p.groups = pick(1, 3);
+  p.x_channels = p.groups * pick(1, 3);
+  p.y_channels = p.groups * pick(1, 3);
+  const bool small = p.dims == 3;
+  for (int d = 0; d < p.dims; ++d) {
+    p.kernel[d] = pick(1, small ? 3 : 4);
+    p.stride[d] = pick(1, 3);
+    p.dilation[d] = pick(1, 3);
+    p.pad_before[d] = pick(0, 2);
+    p.pad_after[d] = pick(0, 2);
+    const Index span = p.dilation[d] * (p.kernel[d] - 1) + 1;
+    if (transposed) {
+      c.output_padding[d] = pick(0, std::max(p.stride[d], p.dilation[d]) - 1);
+      Index y = pick(1, small ? 4 : 6);
+      auto x_for = [&](Index y_size) {
+        return (y_size - 1) * p.stride[d] - p.pad_before[d] - p.pad_after[d] + span +
+               c.output_padding[d];
+      };
+      while (x_for(y) < 1) ++y;
+      p.y_size[d] = y;
+      p.x_size[d] = x_for(y);
+    } else {
+      const Index smallest = std::max<Index>(1, span - p.pad_before[d] - p.pad_after[d]);
+      p.x_size[d] = smallest + pick(0, small ? 4 : 8);
+    }
+  }
+  if (!transposed) p.y_size = reference::conv_output_size(p);
+  return c;
+}
+
+}  // namespace test_util
