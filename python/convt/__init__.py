@@ -5,7 +5,7 @@ gradients, ``convt.nn`` and ``convt.optim`` a small layer API, and the top level
 single-channel functions convt grew from (``convolute``, ``convolute_full``, ``fcn_forward``, ...).
 """
 
-from . import functional
+from . import functional, nn, optim
 from ._core import (
     Matrix,
     Matrix32,
@@ -25,8 +25,11 @@ from ._seed import (
     fcn_forward,
     rotate_180,
 )
+from .gradcheck import GradcheckError, gradcheck, jacobian
+from .nn import manual_seed
 
 __all__ = [
+    "GradcheckError",
     "Matrix",
     "Matrix32",
     "__version__",
@@ -39,6 +42,11 @@ __all__ = [
     "functional",
     "get_isa",
     "get_num_threads",
+    "gradcheck",
+    "jacobian",
+    "manual_seed",
+    "nn",
+    "optim",
     "rotate_180",
     "set_isa",
     "set_num_threads",

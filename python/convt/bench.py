@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import _core
-from . import functional as F
+from . import _core, functional
 
 __all__ = ["CASES", "Case", "main_table", "run"]
 
@@ -60,11 +59,18 @@ class Case:
         x = np.empty(self.input_shape, dtype=self.dtype)
         w = np.empty(self.weight_shape, dtype=self.dtype)
         if self.transposed:
-            return F._conv_transpose_geometry(
-                self.dims, x, w, self.stride, self.padding, self.output_padding, self.groups,
-                self.dilation, None,
+            return functional._conv_transpose_geometry(
+                self.dims,
+                x,
+                w,
+                self.stride,
+                self.padding,
+                self.output_padding,
+                self.groups,
+                self.dilation,
+                None,
             )
-        return F._conv_geometry(
+        return functional._conv_geometry(
             self.dims, x, w, self.stride, self.padding, self.dilation, self.groups
         )
 
@@ -85,8 +91,15 @@ CASES: list[Case] = [
     Case("DCGAN G 512x8x8 -> 256", True, (64, 512, 8, 8), (512, 256, 4, 4), 2, 1),
     Case("DCGAN G 256x16x16 -> 128", True, (64, 256, 16, 16), (256, 128, 4, 4), 2, 1, quick=True),
     Case("DCGAN G 128x32x32 -> 3", True, (64, 128, 32, 32), (128, 3, 4, 4), 2, 1),
-    Case("DCGAN G 256x16x16 float64", True, (64, 256, 16, 16), (256, 128, 4, 4), 2, 1,
-         dtype="float64"),
+    Case(
+        "DCGAN G 256x16x16 float64",
+        True,
+        (64, 256, 16, 16),
+        (256, 128, 4, 4),
+        2,
+        1,
+        dtype="float64",
+    ),
     Case("U-Net up 128x64x64 -> 64 2x2 s2", True, (8, 128, 64, 64), (128, 64, 2, 2), 2),
     Case("ResNet 64x56x56 3x3", False, (32, 64, 56, 56), (64, 64, 3, 3), 1, 1, quick=True),
     Case("DCGAN D 128x16x16 -> 256 4x4 s2", False, (64, 128, 16, 16), (256, 128, 4, 4), 2, 1),
@@ -144,8 +157,8 @@ def _median_times(functions: list[Callable[[], object]], repeats: int, budget: f
 
 
 def _convt_calls(case: Case, x, w, b):
-    forward = getattr(F, case.op_name())
-    backward = getattr(F, case.op_name() + "_backward")
+    forward = getattr(functional, case.op_name())
+    backward = getattr(functional, case.op_name() + "_backward")
     kwargs = case.kwargs()
 
     def run_forward():
@@ -167,8 +180,13 @@ def _torch_calls(case: Case, x, w, b):
     tb = torch.from_numpy(b).requires_grad_(True)
     kwargs = case.kwargs()
     if case.transposed:
-        args = (kwargs["stride"], kwargs["padding"], kwargs["output_padding"], kwargs["groups"],
-                kwargs["dilation"])
+        args = (
+            kwargs["stride"],
+            kwargs["padding"],
+            kwargs["output_padding"],
+            kwargs["groups"],
+            kwargs["dilation"],
+        )
     else:
         args = (kwargs["stride"], kwargs["padding"], kwargs["dilation"], kwargs["groups"])
 
@@ -211,8 +229,8 @@ def run_case(case: Case, repeats: int, budget: float, torch_available: bool) -> 
         both = _median_times([convt_both, torch_both], repeats, budget)
         memory = (extra_memory_mib(convt_both), extra_memory_mib(torch_both))
     else:
-        forward = _median_times([convt_forward], repeats, budget) + [float("nan")]
-        both = _median_times([convt_both], repeats, budget) + [float("nan")]
+        forward = [*_median_times([convt_forward], repeats, budget), float("nan")]
+        both = [*_median_times([convt_both], repeats, budget), float("nan")]
         memory = (extra_memory_mib(convt_both), float("nan"))
     return Result(case, tuple(forward), tuple(both), memory)
 
@@ -241,7 +259,8 @@ def main_table(results: list[Result], peak: float) -> str:
         b_rate = 3 * flops / r.both[0] / 1e9
         rows.append(
             f"| {r.case.name} | {r.case.dtype} | {_fmt_time(r.forward[0])} | "
-            f"{_fmt_time(r.forward[1])} | {f_ratio:.2f} | {f_rate:.1f} ({100 * f_rate / peak:.0f}%) | "
+            f"{_fmt_time(r.forward[1])} | {f_ratio:.2f} | "
+            f"{f_rate:.1f} ({100 * f_rate / peak:.0f}%) | "
             f"{_fmt_time(r.both[0])} | {_fmt_time(r.both[1])} | {b_ratio:.2f} | "
             f"{b_rate:.1f} ({100 * b_rate / peak:.0f}%) | {r.memory[0]:.1f} / {r.memory[1]:.1f} |"
         )
@@ -274,7 +293,10 @@ def _cpu_model() -> str:
 def _commit() -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=os.path.dirname(os.path.abspath(__file__)),
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):

@@ -205,6 +205,7 @@ def _make_conv_transpose(dims: int):
         groups=1,
         dilation=1,
         *,
+        output_size=None,
         output_mask=(True, True, True),
         out=None,
     ) -> Gradients:
@@ -212,7 +213,7 @@ def _make_conv_transpose(dims: int):
             op, grad_output=grad_output, input=input, weight=weight
         )
         geometry = _conv_transpose_geometry(
-            dims, input, weight, stride, padding, output_padding, groups, dilation, None
+            dims, input, weight, stride, padding, output_padding, groups, dilation, output_size
         )
         return _backward(op, geometry, grad_output, input, weight, output_mask, out)
 
@@ -226,8 +227,9 @@ def _make_conv_transpose(dims: int):
     backward.__name__ = backward.__qualname__ = f"{op}_backward"
     backward.__doc__ = (
         f"Gradients of ``{op}`` for its input, weight and bias: ``(grad_input, grad_weight, "
-        "grad_bias)``.\n\n``output_mask`` skips any of them (returned as None); ``out`` is a "
-        "tuple of three arrays (or None) to write them to."
+        "grad_bias)``.\n\n``output_size`` is the forward call's, if it had one; ``output_mask`` "
+        "skips any of them (returned as None); ``out`` is a tuple of three arrays (or None) to "
+        "write them to."
     )
     return conv_transpose, backward
 

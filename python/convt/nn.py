@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import functional as F
+from . import functional
 
 __all__ = [
     "Conv1d",
@@ -132,7 +132,9 @@ class Module:
         """Copies of the parameters under PyTorch's keys ("weight", "0.bias", ...)."""
         return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copies arrays (or anything ``np.asarray`` takes, e.g. PyTorch tensors) into the
         parameters, as ``torch.nn.Module.load_state_dict``.
 
@@ -158,8 +160,7 @@ class Module:
                 raise TypeError(f"load_state_dict: '{key}' must be a real array, got {array.dtype}")
             if array.shape != own[key].shape:
                 raise ValueError(
-                    f"load_state_dict: '{key}' must have shape {own[key].shape}, "
-                    f"got {array.shape}"
+                    f"load_state_dict: '{key}' must have shape {own[key].shape}, got {array.shape}"
                 )
             arrays[key] = array
         for key, array in arrays.items():
@@ -246,7 +247,9 @@ class _ConvNd(Module):
         bound = 1 / math.sqrt(fan_in)  # kaiming_uniform_(a=sqrt(5)), as PyTorch's reset_parameters
         rng = _generator if generator is None else np.random.default_rng(generator)
         self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
-        self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
+        self.bias = (
+            Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
+        )
         self._cache: tuple[np.ndarray, dict[str, Any]] | None = None
 
     def _tuple(self, arg: str, value: Any) -> tuple[int, ...]:
@@ -263,7 +266,7 @@ class _ConvNd(Module):
 
     def _function(self, suffix: str = "") -> Any:
         kind = "conv_transpose" if self.transposed else "conv"
-        return getattr(F, f"{kind}{self.dims}d{suffix}")
+        return getattr(functional, f"{kind}{self.dims}d{suffix}")
 
     def _options(self) -> dict[str, Any]:
         options = {
@@ -397,19 +400,7 @@ class _ConvTranspose(_ConvNd):
         call, as ``torch.nn.ConvTranspose2d.forward``."""
         options = self._options()
         if output_size is not None:
-            # The geometry (the one place that does shape arithmetic) works the padding out; the
-            # backward pass needs it because conv_transpose*_backward takes no output_size.
-            options["output_padding"] = F._conv_transpose_geometry(
-                self.dims,
-                np.asarray(input),
-                self.weight.data,
-                self.stride,
-                self.padding,
-                0,
-                self.groups,
-                self.dilation,
-                output_size,
-            ).output_padding
+            options["output_size"] = output_size
         return self._forward(input, options)
 
 
@@ -426,7 +417,8 @@ class Conv2d(_Conv):
 
 
 class Conv3d(_Conv):
-    """3-D convolution layer, as ``torch.nn.Conv3d``; weight ``(C_out, C_in / groups, kD, kH, kW)``."""
+    """3-D convolution layer, as ``torch.nn.Conv3d``; weight
+    ``(C_out, C_in / groups, kD, kH, kW)``."""
 
     dims = 3
 

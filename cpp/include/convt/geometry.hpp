@@ -324,15 +324,16 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
   detail::require_all(op, "output_padding", options.output_padding, false);
   Extent output_padding =
       detail::per_dimension(op, "output_padding", options.output_padding, dims, 0);
+  // As PyTorch: output_size holds the spatial sizes, optionally after the batch and channel
+  // sizes (channel only, for unbatched input).
   Shape requested = options.output_size;
-  if (!requested.empty()) {
-    if (requested.size() == static_cast<std::size_t>(dims) + 2) {
-      requested.erase(requested.begin(), requested.begin() + 2);
-    }
-    if (requested.size() != static_cast<std::size_t>(dims)) {
-      fail(op, ": output_size must have ", dims, " or ", dims + 2, " values, got ",
-           options.output_size.size(), " ", detail::format_values(options.output_size));
-    }
+  const std::size_t leading = g.batched ? 2 : 1;
+  if (requested.size() == static_cast<std::size_t>(dims) + leading) {
+    requested.erase(requested.begin(), requested.begin() + leading);
+  }
+  if (!requested.empty() && requested.size() != static_cast<std::size_t>(dims)) {
+    fail(op, ": output_size must have ", dims, " or ", dims + leading, " values, got ",
+         options.output_size.size(), " ", detail::format_values(options.output_size));
   }
   for (int d = 0; d < dims; ++d) {
     const int a = g.axis(d);

@@ -16,30 +16,75 @@
 //   conv_backward_input    backward for input    forward
 //   conv_backward_weight   backward for weight   backward for weight (x and dy swap roles)
 //
-// plus the bias pair add/sum over the output's channels. Each lowers one group of one sample at a
-// time through im2col / col2im into a GEMM, so scratch memory is bounded by one sample's lowered
-// matrix whatever the batch size.
+// plus the bias pair add/sum over the output's channels. Each lowers one group of one block of
+// columns at a time (several small samples, or a slice of one large sample) through im2col /
+// col2im into a GEMM, so scratch memory is bounded whatever the batch size.
 
 namespace convt {
 namespace detail {
 
-// Runs body(n) for every sample: in parallel over samples when one sample is too small to be
-// worth splitting, serially (with each GEMM threaded inside) otherwise.
-template <class Body>
-void for_each_sample(const ConvGeometry& g, Body&& body) {
-  const double work = static_cast<double>(g.lowered_rows()) * g.y_spatial() * g.y_channels;
-  const int threads = threads_for(work) > 1 ? 1 : threads_for(work * g.batch);
-  (void)threads;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t n = 0; n < g.batch; ++n) body(n);
+// The y side of one group over a column block, as a (y_channels_per_group x columns) matrix. A
+// one-sample block is a view into y itself; a several-sample block is gathered into scratch
+// (when `gather`, copying y's values; the caller fills it otherwise).
+template <class T>
+struct BlockOfY {
+  T* data;  // T is const when the block is only read
+  index_t ld;
+  bool gathered;
+};
+
+template <class T>
+BlockOfY<T> y_block(const ConvGeometry& g, T* y, index_t group, ColumnBlock block, bool gather) {
+  const index_t outputs = g.y_spatial();
+  const index_t rows = g.y_channels_per_group();
+  T* first = y + (block.first_sample * g.y_channels + group * rows) * outputs;
+  if (block.samples == 1) return {first + block.first_output, outputs, false};
+  auto* scratch_block = scratch<std::remove_const_t<T>>(Scratch::gathered, rows * block.columns());
+  if (gather) {
+    for (index_t s = 0; s < block.samples; ++s) {
+      for (index_t f = 0; f < rows; ++f) {
+        std::copy_n(first + (s * g.y_channels + f) * outputs, outputs,
+                    scratch_block + f * block.columns() + s * outputs);
+      }
+    }
+  }
+  return {scratch_block, block.columns(), true};
+}
+
+// Writes a gathered block back to y.
+template <class T>
+void scatter_y_block(const ConvGeometry& g, const BlockOfY<T>& from, T* y, index_t group,
+                     ColumnBlock block) {
+  if (!from.gathered) return;
+  const index_t outputs = g.y_spatial();
+  const index_t rows = g.y_channels_per_group();
+  T* first = y + (block.first_sample * g.y_channels + group * rows) * outputs;
+  for (index_t s = 0; s < block.samples; ++s) {
+    for (index_t f = 0; f < rows; ++f) {
+      std::copy_n(from.data + f * from.ld + s * outputs, outputs,
+                  first + (s * g.y_channels + f) * outputs);
+    }
+  }
+}
+
+// The lowered x side of one group over a column block, as a (lowered_rows x columns) matrix:
+// x itself for a one-sample pointwise block, im2col into scratch otherwise.
+template <class T>
+MatrixOperand<T> lowered_x(const ConvGeometry& g, const T* x, index_t group, ColumnBlock block) {
+  const index_t sample_stride = g.x_channels * g.x_spatial();
+  const T* first =
+      x + block.first_sample * sample_stride + group * g.x_channels_per_group() * g.x_spatial();
+  if (g.is_pointwise() && block.samples == 1) {
+    return {first + block.first_output, g.x_spatial(), 1};
+  }
+  T* lowered = scratch<T>(Scratch::lowered, g.lowered_rows() * block.columns());
+  im2col(g, first, sample_stride, block, lowered);
+  return row_major(lowered, block.columns());
 }
 
 template <class T>
-const T* lower(const ConvGeometry& g, const T* x_group) {
-  if (g.is_pointwise()) return x_group;
-  T* lowered = scratch<T>(Scratch::lowered, g.lowered_rows() * g.y_spatial());
-  im2col(g, x_group, lowered);
-  return lowered;
+const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
+  return w + group * g.y_channels_per_group() * g.lowered_rows();
 }
 
 }  // namespace detail
@@ -49,15 +94,13 @@ const T* lower(const ConvGeometry& g, const T* x_group) {
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   const index_t rows = g.lowered_rows();
-  const index_t columns = g.y_spatial();
-  const index_t x_group = g.x_channels_per_group() * g.x_spatial();
-  const index_t y_group = g.y_channels_per_group() * columns;
-  detail::for_each_sample(g, [&](index_t n) {
+  detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
     for (index_t group = 0; group < g.groups; ++group) {
-      const T* lowered = detail::lower(g, x + (n * g.groups + group) * x_group);
-      gemm<T>(g.y_channels_per_group(), columns, rows,
-              row_major(w + group * g.y_channels_per_group() * rows, rows),
-              row_major(lowered, columns), y + (n * g.groups + group) * y_group, columns, false);
+      const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
+      const detail::BlockOfY<T> out = detail::y_block(g, y, group, block, false);
+      gemm<T>(g.y_channels_per_group(), block.columns(), rows,
+              row_major(detail::group_weight(g, w, group), rows), lowered, out.data, out.ld, false);
+      detail::scatter_y_block(g, out, y, group, block);
     }
   });
 }
@@ -67,47 +110,50 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
 template <class T>
 void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   const index_t rows = g.lowered_rows();
-  const index_t columns = g.y_spatial();
-  const index_t x_group = g.x_channels_per_group() * g.x_spatial();
-  const index_t y_group = g.y_channels_per_group() * columns;
-  detail::for_each_sample(g, [&](index_t n) {
+  const index_t sample_stride = g.x_channels * g.x_spatial();
+  detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
+    const bool direct = g.is_pointwise() && block.samples == 1;
+    if (!direct && block.first_output == 0) {
+      std::fill_n(dx + block.first_sample * sample_stride, block.samples * sample_stride, T(0));
+    }
     for (index_t group = 0; group < g.groups; ++group) {
       const MatrixOperand<T> weight_t =
-          row_major(w + group * g.y_channels_per_group() * rows, rows).transposed();
-      const MatrixOperand<T> dy_group = row_major(dy + (n * g.groups + group) * y_group, columns);
-      T* dx_group = dx + (n * g.groups + group) * x_group;
-      if (g.is_pointwise()) {
-        gemm<T>(rows, columns, g.y_channels_per_group(), weight_t, dy_group, dx_group, columns,
+          row_major(detail::group_weight(g, w, group), rows).transposed();
+      const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
+      T* dx_group = dx + block.first_sample * sample_stride +
+                    group * g.x_channels_per_group() * g.x_spatial();
+      if (direct) {
+        gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t,
+                row_major(gradient.data, gradient.ld), dx_group + block.first_output, g.x_spatial(),
                 false);
-      } else {
-        T* lowered = detail::scratch<T>(detail::Scratch::lowered, rows * columns);
-        gemm<T>(rows, columns, g.y_channels_per_group(), weight_t, dy_group, lowered, columns,
-                false);
-        detail::col2im(g, lowered, dx_group);
+        continue;
       }
+      T* lowered = detail::scratch<T>(detail::Scratch::lowered, rows * block.columns());
+      gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t,
+              MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false);
+      detail::col2im(g, lowered, block, dx_group, sample_stride);
     }
   });
 }
 
-// dw = the gradient of conv_forward for its weight: sum over samples of dy . im2col(x)^T.
-// Samples are summed in order, so the result does not depend on the thread count. dw is
-// overwritten.
+// dw = the gradient of conv_forward for its weight: the sum over column blocks of
+// dy_block . lowered_block^T. Blocks are summed in order, so the result does not depend on the
+// thread count. dw is overwritten.
 template <class T>
 void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
   const index_t rows = g.lowered_rows();
-  const index_t columns = g.y_spatial();
-  const index_t x_group = g.x_channels_per_group() * g.x_spatial();
-  const index_t y_group = g.y_channels_per_group() * columns;
-  if (g.batch == 0) std::fill(dw, dw + g.y_channels * rows, T(0));
-  for (index_t group = 0; group < g.groups; ++group) {
-    for (index_t n = 0; n < g.batch; ++n) {
-      const T* lowered = detail::lower(g, x + (n * g.groups + group) * x_group);
-      gemm<T>(g.y_channels_per_group(), rows, columns,
-              row_major(dy + (n * g.groups + group) * y_group, columns),
-              row_major(lowered, columns).transposed(),
-              dw + group * g.y_channels_per_group() * rows, rows, n > 0);
+  if (g.batch == 0) std::fill_n(dw, g.y_channels * rows, T(0));
+  bool first_block = true;
+  detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
+    for (index_t group = 0; group < g.groups; ++group) {
+      const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
+      const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
+      gemm<T>(g.y_channels_per_group(), rows, block.columns(),
+              MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
+              dw + group * g.y_channels_per_group() * rows, rows, !first_block);
     }
-  }
+    first_block = false;
+  });
 }
 
 // output[n, c, ...] += bias[c] over the layer's output (y for a convolution, x for a transposed

@@ -9,27 +9,67 @@
 namespace convt {
 namespace detail {
 
+// A block of the lowered matrix's columns: outputs [first_output, first_output + outputs) of
+// each of the samples [first_sample, first_sample + samples). Column (s, o) of the block is
+// s * outputs + (o - first_output). Small images are lowered several samples at a time, so the
+// GEMM gets enough columns; large ones one slice at a time, so scratch stays bounded.
+struct ColumnBlock {
+  index_t first_sample;
+  index_t samples;
+  index_t first_output;
+  index_t outputs;
+
+  index_t columns() const { return samples * outputs; }
+};
+
+// Elements of scratch one lowered block may take: it stays within the shared cache.
+inline constexpr index_t lowered_block_elements = index_t{1} << 21;
+
+// Calls body(block) for consecutive blocks covering every sample and output, in order.
+template <class Body>
+void for_each_column_block(const ConvGeometry& g, Body&& body) {
+  const index_t outputs = g.y_spatial();
+  const index_t columns = std::max<index_t>(256, lowered_block_elements / g.lowered_rows());
+  if (outputs >= columns) {
+    for (index_t n = 0; n < g.batch; ++n) {
+      for (index_t first = 0; first < outputs; first += columns) {
+        body(ColumnBlock{n, 1, first, std::min(columns, outputs - first)});
+      }
+    }
+    return;
+  }
+  const index_t per_block = columns / outputs;
+  for (index_t n = 0; n < g.batch; n += per_block) {
+    body(ColumnBlock{n, std::min(per_block, g.batch - n), 0, outputs});
+  }
+}
+
 // The outputs o in [first, last) of one dimension whose tap o * stride + offset lands inside
 // [0, size); outside that range the tap reads padding.
-struct TapRange {
+struct Range {
   index_t first;
   index_t last;
 };
 
-inline TapRange tap_range(index_t offset, index_t stride, index_t size, index_t outputs) {
+inline Range tap_range(index_t offset, index_t stride, index_t size, index_t outputs) {
   const index_t first = offset >= 0 ? 0 : std::min(outputs, (-offset + stride - 1) / stride);
   const index_t last = offset >= size ? 0 : std::min(outputs, (size - 1 - offset) / stride + 1);
   return {first, std::max(first, last)};
 }
 
-// Visits every (row, output line) of the im2col matrix of one group of one sample. A row is an
-// (input channel, kernel tap) pair; an output line is a run of outputs along the last spatial
-// dimension. `visit(row, channel, column, x_offset, range)` receives the offset of the line's
-// first element in the lowered matrix, the offset in the channel's input of the element that
-// output 0 of the line would read, and the outputs whose reads fall inside the input.
+// Visits the lowered matrix of one input channel, outputs [first_output, first_output +
+// outputs): one call per (kernel tap, line of outputs along the last spatial axis).
+// visit(row, column, x_offset, line, inside) gets the row (channel, tap), the block column that
+// output 0 of the line would have, the offset in the channel of the input that output 0 of the
+// line would read, the outputs of the line inside the block, and those of them whose reads fall
+// inside the input (the rest read padding).
 template <class Visit>
-void for_each_lowered_line(const ConvGeometry& g, index_t channel, Visit&& visit) {
+void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first_output,
+                           index_t outputs, Visit&& visit) {
   const index_t taps = g.kernel_volume();
+  const index_t line_length = g.y_size[2];
+  const index_t first_line = first_output / line_length;
+  const index_t last_line = (first_output + outputs - 1) / line_length;
   for (index_t tap = 0; tap < taps; ++tap) {
     const index_t k2 = tap % g.kernel[2];
     const index_t k1 = tap / g.kernel[2] % g.kernel[1];
@@ -38,66 +78,84 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, Visit&& visit
     const index_t offset0 = k0 * g.dilation[0] - g.padding_before[0];
     const index_t offset1 = k1 * g.dilation[1] - g.padding_before[1];
     const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
-    const TapRange range2 = tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2]);
-    for (index_t o0 = 0; o0 < g.y_size[0]; ++o0) {
+    const Range reads = tap_range(offset2, g.stride[2], g.x_size[2], line_length);
+    for (index_t line_index = first_line; line_index <= last_line; ++line_index) {
+      const index_t o0 = line_index / g.y_size[1];
+      const index_t o1 = line_index % g.y_size[1];
       const index_t i0 = o0 * g.stride[0] + offset0;
-      for (index_t o1 = 0; o1 < g.y_size[1]; ++o1) {
-        const index_t i1 = o1 * g.stride[1] + offset1;
-        const index_t column = (o0 * g.y_size[1] + o1) * g.y_size[2];
-        const bool inside = i0 >= 0 && i0 < g.x_size[0] && i1 >= 0 && i1 < g.x_size[1];
-        const TapRange range = inside ? range2 : TapRange{0, 0};
-        visit(row, column, (i0 * g.x_size[1] + i1) * g.x_size[2] + offset2, range);
-      }
+      const index_t i1 = o1 * g.stride[1] + offset1;
+      const index_t start = line_index * line_length;
+      const Range line{std::max(first_output, start) - start,
+                       std::min(first_output + outputs, start + line_length) - start};
+      const bool rows_inside = i0 >= 0 && i0 < g.x_size[0] && i1 >= 0 && i1 < g.x_size[1];
+      Range inside{std::max(line.first, reads.first), std::min(line.last, reads.last)};
+      if (!rows_inside || inside.first > inside.last) inside = Range{line.first, line.first};
+      visit(row, start - first_output, (i0 * g.x_size[1] + i1) * g.x_size[2] + offset2, line,
+            inside);
     }
   }
 }
 
-// lowered[(c, tap), o] = x[c, o * stride - padding_before + tap * dilation], zero in the padding.
-// `x` points at the group's first channel of one sample; `lowered` has lowered_rows() rows of
-// y_spatial() columns.
+// lowered[(c, tap), column (s, o)] = x[s, c, o * stride - padding_before + tap * dilation], zero
+// in the padding. `x` points at the group's first channel of the block's first sample;
+// consecutive samples are `x_sample_stride` apart.
 template <class T>
-void im2col(const ConvGeometry& g, const T* x, T* lowered) {
+void im2col(const ConvGeometry& g, const T* x, index_t x_sample_stride, ColumnBlock block,
+            T* lowered) {
   const index_t channels = g.x_channels_per_group();
-  const index_t columns = g.y_spatial();
-  const index_t line = g.y_size[2];
+  const index_t columns = block.columns();
   const index_t stride = g.stride[2];
   const int threads = threads_for(static_cast<double>(g.lowered_rows()) * columns);
   (void)threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t c = 0; c < channels; ++c) {
-    const T* source = x + c * g.x_spatial();
-    for_each_lowered_line(g, c, [&](index_t row, index_t column, index_t x_offset, TapRange range) {
-      T* out = lowered + row * columns + column;
-      std::fill(out, out + range.first, T(0));
-      const T* in = source + x_offset;
-      if (stride == 1) {
-        std::copy(in + range.first, in + range.last, out + range.first);
-      } else {
-        for (index_t o = range.first; o < range.last; ++o) out[o] = in[o * stride];
-      }
-      std::fill(out + range.last, out + line, T(0));
-    });
+  for (index_t job = 0; job < block.samples * channels; ++job) {
+    const index_t s = job / channels;
+    const index_t c = job % channels;
+    const T* source = x + s * x_sample_stride + c * g.x_spatial();
+    T* sample_columns = lowered + s * block.outputs;
+    for_each_lowered_line(
+        g, c, block.first_output, block.outputs,
+        [&](index_t row, index_t column, index_t x_offset, Range line, Range inside) {
+          T* out = sample_columns + row * columns + column;
+          std::fill(out + line.first, out + inside.first, T(0));
+          const T* in = source + x_offset;
+          if (stride == 1) {
+            std::copy(in + inside.first, in + inside.last, out + inside.first);
+          } else {
+            for (index_t o = inside.first; o < inside.last; ++o) {
+              out[o] = in[o * stride];
+            }
+          }
+          std::fill(out + inside.last, out + line.last, T(0));
+        });
   }
 }
 
-// The adjoint of im2col: x[c, i] += lowered[(c, tap), o] for every (tap, o) that reads i.
-// Each thread owns whole channels, so the sums run in the same order for any thread count.
+// The adjoint of im2col: x[s, c, i] += lowered[(c, tap), (s, o)] for every (tap, o) reading i.
+// Each thread owns whole (sample, channel) planes, so every sum runs in the same order for any
+// thread count.
 template <class T>
-void col2im(const ConvGeometry& g, const T* lowered, T* x) {
+void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
+            index_t x_sample_stride) {
   const index_t channels = g.x_channels_per_group();
-  const index_t columns = g.y_spatial();
+  const index_t columns = block.columns();
   const index_t stride = g.stride[2];
   const int threads = threads_for(static_cast<double>(g.lowered_rows()) * columns);
   (void)threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t c = 0; c < channels; ++c) {
-    T* target = x + c * g.x_spatial();
-    std::fill(target, target + g.x_spatial(), T(0));
-    for_each_lowered_line(g, c, [&](index_t row, index_t column, index_t x_offset, TapRange range) {
-      const T* in = lowered + row * columns + column;
-      T* out = target + x_offset;
-      for (index_t o = range.first; o < range.last; ++o) out[o * stride] += in[o];
-    });
+  for (index_t job = 0; job < block.samples * channels; ++job) {
+    const index_t s = job / channels;
+    const index_t c = job % channels;
+    T* target = x + s * x_sample_stride + c * g.x_spatial();
+    const T* sample_columns = lowered + s * block.outputs;
+    for_each_lowered_line(g, c, block.first_output, block.outputs,
+                          [&](index_t row, index_t column, index_t x_offset, Range, Range inside) {
+                            const T* in = sample_columns + row * columns + column;
+                            T* out = target + x_offset;
+                            for (index_t o = inside.first; o < inside.last; ++o) {
+                              out[o * stride] += in[o];
+                            }
+                          });
   }
 }
 
