@@ -129,6 +129,14 @@ std::tuple<py::object, py::object, py::object> backward(
     if (need_weight) dw = output_array<T>(g, out_weight, "grad_weight", g.weight_shape(), inputs);
     if (need_bias)
       db = output_array<T>(g, out_bias, "grad_bias", Shape{g.output_channels()}, inputs);
+    const MaybeArray* outs[] = {&out_input, &out_weight, &out_bias};
+    for (int i = 0; i < 3; ++i) {
+      for (int j = i + 1; j < 3; ++j) {
+        if (*outs[i] && *outs[j] && overlaps(**outs[i], **outs[j])) {
+          throw py::value_error(g.name() + ": the out arrays must not share memory");
+        }
+      }
+    }
     T* dx_data = dx ? dx->mutable_data() : nullptr;
     T* dw_data = dw ? dw->mutable_data() : nullptr;
     T* db_data = db ? db->mutable_data() : nullptr;

@@ -9,10 +9,12 @@ exact gradients ``(dx, dw)``.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _core
-from .functional import floating_arrays
+from .functional import _ints, floating_arrays
 
 __all__ = [
     "cnn_backward",
@@ -25,10 +27,12 @@ __all__ = [
 ]
 
 
-def _strides(op: str, strides) -> tuple[int, int]:
-    values = tuple(strides) if not isinstance(strides, int) else (strides, strides)
+def _strides(op: str, strides) -> tuple[int, ...]:
+    values = _ints(op, "strides", strides)
+    if isinstance(strides, numbers.Integral):
+        return values * 2
     if len(values) != 2:
-        raise ValueError(f"{op}: strides must have 2 values, got {values!r}")
+        raise ValueError(f"{op}: strides must have 2 values, got {tuple(values)!r}")
     return values
 
 

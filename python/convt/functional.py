@@ -41,11 +41,33 @@ Padding = str | int | Sequence[int]
 Gradients = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def floating_arrays(op: str, **arrays: Any) -> list[np.ndarray | None]:
-    """Converts the named arrays (None stays None) to their common floating dtype."""
+    """Converts the named arrays to their common floating dtype; ``bias`` may be None."""
+    values = list(arrays.values())
+    dtype = None
+    for name, array in arrays.items():
+        if array is None:
+            if name != "bias":
+                raise TypeError(f"{op}: {name} must be an array, got None")
+            continue
+        if type(array) is not np.ndarray or not array.flags.c_contiguous:
+            break
+        if dtype is None:
+            dtype = array.dtype
+            if dtype not in _NATIVE:
+                break
+        elif array.dtype != dtype:
+            break
+    else:
+        return values  # already computable in place: no conversion at all
     converted = {}
     for name, value in arrays.items():
         if value is None:
+            if name != "bias":
+                raise TypeError(f"{op}: {name} must be an array, got None")
             continue
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
@@ -62,7 +84,12 @@ def floating_arrays(op: str, **arrays: Any) -> list[np.ndarray | None]:
     ]
 
 
-def _ints(op: str, name: str, value: IntOrTuple) -> list[int]:
+def _ints(op: str, name: str, value: IntOrTuple) -> tuple[int, ...]:
+    # Plain ints and tuples of them, the common case, skip the slower abstract checks.
+    if type(value) is int:
+        return (value,)
+    if type(value) in (tuple, list) and all(type(v) is int for v in value):
+        return tuple(value)
     values = [value] if isinstance(value, numbers.Integral) else value
     if (
         isinstance(values, (str, bytes))
@@ -70,27 +97,44 @@ def _ints(op: str, name: str, value: IntOrTuple) -> list[int]:
         or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)
     ):
         raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {value!r}")
-    return [int(v) for v in values]
+    return tuple(int(v) for v in values)
 
 
-def _padding(op: str, padding: Padding) -> tuple[list[int], str]:
+def _padding(op: str, padding: Padding) -> tuple[tuple[int, ...], str]:
     if isinstance(padding, str):
         if padding not in ("valid", "same"):
             raise ValueError(f"{op}: padding must be 'valid', 'same' or numbers, got {padding!r}")
-        return [0], padding
+        return (0,), padding
     return _ints(op, "padding", padding), "explicit"
+
+
+# Geometries of recent calls: a layer calls with the same shapes again and again, and building
+# one costs more than a small convolution itself. Keys hold normalised (checked) arguments only.
+_geometries: dict[tuple, Any] = {}
+
+
+def _geometry(build, *key):
+    geometry = _geometries.get(key)
+    if geometry is None:
+        geometry = build(*key[1:])
+        if len(_geometries) >= 1024:
+            _geometries.clear()
+        _geometries[key] = geometry
+    return geometry
 
 
 def _conv_geometry(dims, input, weight, stride, padding, dilation, groups):
     op = f"conv{dims}d"
     pad, mode = _padding(op, padding)
-    return _core.conv_geometry(
+    return _geometry(
+        _core.conv_geometry,
+        "conv",
         dims,
         input.shape,
         weight.shape,
         _ints(op, "stride", stride),
         pad,
-        [],
+        (),
         mode,
         _ints(op, "dilation", dilation),
         _group_count(op, groups),
@@ -102,22 +146,26 @@ def _conv_transpose_geometry(
 ):
     op = f"conv_transpose{dims}d"
     pad, mode = _padding(op, padding)
-    return _core.conv_transpose_geometry(
+    return _geometry(
+        _core.conv_transpose_geometry,
+        "conv_transpose",
         dims,
         input.shape,
         weight.shape,
         _ints(op, "stride", stride),
         pad,
-        [],
+        (),
         mode,
         _ints(op, "output_padding", output_padding),
         _group_count(op, groups),
         _ints(op, "dilation", dilation),
-        [] if output_size is None else _ints(op, "output_size", output_size),
+        () if output_size is None else _ints(op, "output_size", output_size),
     )
 
 
 def _group_count(op: str, groups: int) -> int:
+    if type(groups) is int:
+        return groups
     if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
         raise TypeError(f"{op}: groups must be an int, got {groups!r}")
     return int(groups)

@@ -48,14 +48,17 @@ inline std::string format_values(const Shape& values) {
 }
 
 inline std::string format_extent(const Extent& values, int dims) {
-  return dims == 1 ? std::to_string(values[0])
+  return dims == 1 ? std::to_string(values.back())
                    : format_values(Shape(values.end() - dims, values.end()));
 }
+
+// The most elements one array may have: its bytes, at 8 per element, must be addressable.
+inline constexpr index_t max_elements = std::numeric_limits<index_t>::max() / 8;
 
 inline index_t checked_product(const std::string& op, const char* what, const Shape& shape) {
   index_t total = 1;
   for (index_t value : shape) {
-    if (__builtin_mul_overflow(total, value, &total)) {
+    if (__builtin_mul_overflow(total, value, &total) || total > max_elements) {
       fail(op, ": ", what, " of shape ", format_values(shape),
            " has more elements than this machine can address");
     }
@@ -164,6 +167,20 @@ struct ConvGeometry {
 
 namespace detail {
 
+// Size arithmetic in 128 bits, so that a huge stride, padding or dilation is reported instead of
+// wrapping around into a plausible size.
+using wide_t = __int128;
+
+inline void check_size_range(const std::string& op, wide_t value, int d, index_t input,
+                             index_t kernel, index_t stride, index_t padding_before,
+                             index_t padding_after, index_t dilation) {
+  if (value > max_elements || value < -max_elements) {
+    fail(op, ": stride ", stride, ", padding ", padding_before, " + ", padding_after, ", dilation ",
+         dilation, " and kernel ", kernel, " with input size ", input,
+         " give a size beyond what can be addressed in spatial dimension ", d);
+  }
+}
+
 inline Extent per_dimension(const std::string& op, const char* argument, const Shape& values,
                             int dims, index_t neutral) {
   if (values.size() != 1 && values.size() != static_cast<std::size_t>(dims)) {
@@ -246,7 +263,6 @@ inline void ConvGeometry::check_addressable() const {
   detail::checked_product(op, "the input", input_shape());
   detail::checked_product(op, "the output", output_shape());
   detail::checked_product(op, "the weight", weight_shape());
-  detail::checked_product(op, "the lowered input", Shape{lowered_rows(), y_spatial()});
 }
 
 inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, const Shape& weight,
@@ -284,8 +300,15 @@ inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, cons
   for (int d = 0; d < dims; ++d) {
     const int a = g.axis(d);
     g.x_size[a] = input[first_spatial + d];
-    const index_t padded = g.x_size[a] + g.padding_before[a] + g.padding_after[a];
-    const index_t dilated_kernel = g.dilation[a] * (g.kernel[a] - 1) + 1;
+    const detail::wide_t wide_padded =
+        detail::wide_t(g.x_size[a]) + g.padding_before[a] + g.padding_after[a];
+    const detail::wide_t wide_kernel = detail::wide_t(g.dilation[a]) * (g.kernel[a] - 1) + 1;
+    for (detail::wide_t value : {wide_padded, wide_kernel}) {
+      detail::check_size_range(op, value, d, g.x_size[a], g.kernel[a], g.stride[a],
+                               g.padding_before[a], g.padding_after[a], g.dilation[a]);
+    }
+    const auto padded = static_cast<index_t>(wide_padded);
+    const auto dilated_kernel = static_cast<index_t>(wide_kernel);
     if (dilated_kernel > padded) {
       fail(op, ": kernel size ", g.kernel[a], " with dilation ", g.dilation[a], " spans ",
            dilated_kernel, ", more than the padded input size ", padded, " (", g.x_size[a], " + ",
@@ -338,8 +361,12 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
   for (int d = 0; d < dims; ++d) {
     const int a = g.axis(d);
     g.y_size[a] = input[first_spatial + d];
-    const index_t smallest = (g.y_size[a] - 1) * g.stride[a] - g.padding_before[a] -
-                             g.padding_after[a] + g.dilation[a] * (g.kernel[a] - 1) + 1;
+    const detail::wide_t wide_smallest = (detail::wide_t(g.y_size[a]) - 1) * g.stride[a] -
+                                         g.padding_before[a] - g.padding_after[a] +
+                                         detail::wide_t(g.dilation[a]) * (g.kernel[a] - 1) + 1;
+    detail::check_size_range(op, wide_smallest + g.stride[a], d, g.y_size[a], g.kernel[a],
+                             g.stride[a], g.padding_before[a], g.padding_after[a], g.dilation[a]);
+    const auto smallest = static_cast<index_t>(wide_smallest);
     if (!requested.empty()) {
       // As PyTorch's ConvTranspose*d.forward: output_size picks output_padding.
       const index_t largest = smallest + g.stride[a] - 1;

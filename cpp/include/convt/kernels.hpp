@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "direct.hpp"
 #include "gemm.hpp"
 #include "geometry.hpp"
 #include "lowering.hpp"
@@ -93,6 +94,7 @@ const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
 // x: x_shape(), w: weight_shape(), y: y_shape(); y is overwritten.
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
+  if (detail::prefers_direct(g)) return detail::direct_forward(g, x, w, y);
   const index_t rows = g.lowered_rows();
   detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
     for (index_t group = 0; group < g.groups; ++group) {
@@ -109,6 +111,7 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
 // and the forward pass of a transposed convolution. dx is overwritten.
 template <class T>
 void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (detail::prefers_direct(g)) return detail::direct_backward_input(g, dy, w, dx);
   const index_t rows = g.lowered_rows();
   const index_t sample_stride = g.x_channels * g.x_spatial();
   detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
@@ -141,6 +144,7 @@ void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) 
 // thread count. dw is overwritten.
 template <class T>
 void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
+  if (detail::prefers_direct(g)) return detail::direct_backward_weight(g, x, dy, dw);
   const index_t rows = g.lowered_rows();
   if (g.batch == 0) std::fill_n(dw, g.y_channels * rows, T(0));
   bool first_block = true;

@@ -79,9 +79,9 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first
     const index_t offset1 = k1 * g.dilation[1] - g.padding_before[1];
     const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
     const Range reads = tap_range(offset2, g.stride[2], g.x_size[2], line_length);
+    index_t o0 = first_line / g.y_size[1];
+    index_t o1 = first_line % g.y_size[1];
     for (index_t line_index = first_line; line_index <= last_line; ++line_index) {
-      const index_t o0 = line_index / g.y_size[1];
-      const index_t o1 = line_index % g.y_size[1];
       const index_t i0 = o0 * g.stride[0] + offset0;
       const index_t i1 = o1 * g.stride[1] + offset1;
       const index_t start = line_index * line_length;
@@ -92,6 +92,10 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first
       if (!rows_inside || inside.first > inside.last) inside = Range{line.first, line.first};
       visit(row, start - first_output, (i0 * g.x_size[1] + i1) * g.x_size[2] + offset2, line,
             inside);
+      if (++o1 == g.y_size[1]) {
+        o1 = 0;
+        ++o0;
+      }
     }
   }
 }

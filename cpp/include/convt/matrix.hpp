@@ -36,8 +36,7 @@ template <class T>
 class Matrix {
  public:
   Matrix() = default;
-  Matrix(index_t rows, index_t cols)
-      : storage_(checked_size(rows, cols)), rows_(rows), cols_(cols) {
+  Matrix(index_t rows, index_t cols) : storage_(allocate(rows, cols)), rows_(rows), cols_(cols) {
     data_ = storage_.data();
   }
   Matrix(std::initializer_list<std::initializer_list<T>> values)
@@ -134,6 +133,15 @@ class Matrix {
       detail::fail("Matrix: rows (", rows, ") and cols (", cols, ") must not be negative");
     return static_cast<std::size_t>(
         detail::checked_product("Matrix", "a matrix", Shape{rows, cols}));
+  }
+
+  static std::vector<T> allocate(index_t rows, index_t cols) {
+    const std::size_t size = checked_size(rows, cols);
+    try {
+      return std::vector<T>(size);
+    } catch (const std::bad_alloc&) {
+      detail::fail("Matrix: cannot allocate a ", rows, " x ", cols, " matrix");
+    }
   }
 
   index_t check_index(index_t i, index_t j) const {

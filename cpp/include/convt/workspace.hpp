@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <string>
+
+#include "error.hpp"
 
 namespace convt {
 namespace detail {
@@ -22,7 +25,9 @@ class ScratchArena {
       buffer.data.reset();
       const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment;
       buffer.data.reset(static_cast<unsigned char*>(std::aligned_alloc(alignment, rounded)));
-      if (!buffer.data) throw std::bad_alloc();
+      if (!buffer.data) {
+        throw Error("convt: cannot allocate " + std::to_string(rounded) + " bytes of scratch");
+      }
       buffer.capacity = rounded;
     }
     return buffer.data.get();
