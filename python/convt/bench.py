@@ -179,6 +179,7 @@ def _torch_calls(case: Case, x, w, b):
     tw = torch.from_numpy(w).requires_grad_(True)
     tb = torch.from_numpy(b).requires_grad_(True)
     kwargs = case.kwargs()
+    args: tuple[object, ...]
     if case.transposed:
         args = (
             kwargs["stride"],
@@ -309,7 +310,7 @@ def run(quick: bool = False, repeats: int = 15, budget: float = 3.0, cases=None,
         import torch
 
         torch.set_num_threads(_core.get_num_threads())
-        torch_version = torch.__version__
+        torch_version = str(torch.__version__)
         torch_available = True
     except ImportError:
         torch_version = "not installed"

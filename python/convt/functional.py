@@ -88,7 +88,7 @@ def _ints(op: str, name: str, value: IntOrTuple) -> tuple[int, ...]:
     # Plain ints and tuples of them, the common case, skip the slower abstract checks.
     if type(value) is int:
         return (value,)
-    if type(value) in (tuple, list) and all(type(v) is int for v in value):
+    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
         return tuple(value)
     values = [value] if isinstance(value, numbers.Integral) else value
     if (
