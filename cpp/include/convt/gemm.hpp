@@ -153,15 +153,21 @@ void pack_b(MatrixOperand<T> b, index_t p0, index_t depth, index_t col0, index_t
   const index_t first = sliver * tile_cols;
   const index_t count = std::min<index_t>(tile_cols, cols - first);
   T* out = packed + sliver * tile_cols * depth;
-  for (index_t p = 0; p < depth; ++p) {
-    const index_t row = p0 + p;
-    if (b.col_stride == 1) {
-      std::memcpy(out + p * tile_cols, b.data + row * b.row_stride + col0 + first,
-                  count * sizeof(T));
-    } else {
-      for (index_t j = 0; j < count; ++j) out[p * tile_cols + j] = b(row, col0 + first + j);
+  if (b.col_stride == 1) {
+    for (index_t p = 0; p < depth; ++p) {
+      const T* row = b.data + (p0 + p) * b.row_stride + col0 + first;
+      std::copy_n(row, count, out + p * tile_cols);
+      std::fill(out + p * tile_cols + count, out + (p + 1) * tile_cols, T(0));
     }
-    for (index_t j = count; j < tile_cols; ++j) out[p * tile_cols + j] = T(0);
+    return;
+  }
+  // A transposed operand: read each column along its contiguous direction.
+  for (index_t j = 0; j < count; ++j) {
+    const T* column = b.data + p0 * b.row_stride + (col0 + first + j) * b.col_stride;
+    for (index_t p = 0; p < depth; ++p) out[p * tile_cols + j] = column[p * b.row_stride];
+  }
+  for (index_t p = 0; p < depth; ++p) {
+    std::fill(out + p * tile_cols + count, out + (p + 1) * tile_cols, T(0));
   }
 }
 
