@@ -75,11 +75,16 @@ inline Isa best_isa() {
 inline Isa isa_from_environment() {
   const char* forced = std::getenv("CONVT_ISA");
   if (forced == nullptr || *forced == '\0') return best_isa();
-  const Isa isa = parse_isa(forced);
-  if (!isa_supported(isa)) fail("CONVT_ISA=", forced, " is not supported by this CPU");
-  return isa;
+  for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+    if (std::string(forced) != isa_name(isa)) continue;
+    if (!isa_supported(isa)) fail("CONVT_ISA=", forced, " is not supported by this CPU");
+    return isa;
+  }
+  fail("CONVT_ISA must be one of 'portable', 'avx2', 'avx512', got '", forced, "'");
 }
 
+// Read from the environment by the first call that needs it; an invalid value is reported by
+// every such call.
 inline std::atomic<int>& isa_setting() {
   static std::atomic<int> setting{static_cast<int>(isa_from_environment())};
   return setting;

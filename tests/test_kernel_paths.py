@@ -1,0 +1,188 @@
+"""Every GEMM micro-kernel (convt.supported_isas(): portable, avx2, avx512), forced with
+convt.set_isa or the CONVT_ISA environment variable, agrees with the plain-loop reference on
+shapes that reach its edge cases: partial register tiles, depth blocking (K > 256), row blocking
+(M > 480), column blocking (N > 4096) and the 1x1 pointwise path, for the forward pass and every
+gradient, in float32 and float64."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import convt
+import numpy as np
+import pytest
+import reference
+from conftest import assert_close
+from convt import functional
+
+ISAS = convt.supported_isas()
+
+# name: (transposed, input shape, weight shape, stride, padding, dilation, groups, output_padding)
+# Sizes are odd or just past multiples of the tile widths (4/6/12 rows, 8/16/32 columns) and the
+# blocking limits; the comments name the GEMM dimensions (M x N x K) each case pushes.
+CASES = {
+    "odd tiles 2d": (False, (3, 5, 13, 11), (7, 5, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    "deep K > 256": (False, (2, 40, 6, 7), (9, 40, 3, 3), (1, 1), (1, 0), (1, 1), 1, None),
+    "M > 480 forward": (False, (2, 3, 37), (500, 3, 3), (1,), (1,), (1,), 1, None),
+    "M > 480 input gradient": (False, (2, 61, 13), (5, 61, 9), (1,), (2,), (1,), 1, None),
+    "N > 4096": (False, (1, 2, 5003), (3, 2, 3), (1,), (0,), (1,), 1, None),
+    "pointwise": (False, (2, 17, 9, 7), (33, 17, 1, 1), (1, 1), (0, 0), (1, 1), 1, None),
+    "pointwise grouped": (False, (3, 18, 7, 9), (36, 6, 1, 1), (1, 1), (0, 0), (1, 1), 3, None),
+    "strided dilated grouped 3d": (
+        False,
+        (2, 6, 7, 6, 5),
+        (10, 3, 2, 3, 2),
+        (2, 1, 1),
+        (1, 1, 1),
+        (1, 2, 1),
+        2,
+        None,
+    ),
+    "transposed odd tiles": (True, (3, 13, 7, 9), (13, 5, 3, 2), (2, 1), (1, 0), (1, 1), 1, (1, 0)),
+    "transposed pointwise": (
+        True,
+        (2, 33, 9, 7),
+        (33, 17, 1, 1),
+        (1, 1),
+        (0, 0),
+        (1, 1),
+        1,
+        (0, 0),
+    ),
+    "transposed deep": (True, (2, 300, 5), (300, 7, 3), (3,), (1,), (2,), 1, (2,)),
+    "transposed long": (True, (1, 3, 4500), (3, 2, 2), (1,), (0,), (1,), 1, (0,)),
+}
+
+
+@functools.cache
+def case_arrays(name):
+    """Input, weight, bias and output gradient (float32 values held in float64, so the one
+    reference serves both dtypes) and the reference ``(output, grad_input, grad_weight,
+    grad_bias)``."""
+    transposed, x_shape, w_shape, stride, padding, dilation, groups, output_padding = CASES[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+
+    def normal(shape):
+        return rng.standard_normal(shape).astype(np.float32).astype(np.float64)
+
+    x, w = normal(x_shape), normal(w_shape)
+    pads = tuple((p, p) for p in padding)
+    out_channels = w_shape[1] * groups if transposed else w_shape[0]
+    b = normal((out_channels,))
+    if transposed:
+        y = reference.conv_transpose_forward(
+            x, w, b, stride, pads, output_padding, groups, dilation
+        )
+        dy = normal(y.shape)
+        grads = reference.conv_transpose_backward(
+            dy, x, w, stride, pads, output_padding, groups, dilation
+        )
+    else:
+        y = reference.conv_forward(x, w, b, stride, pads, dilation, groups)
+        dy = normal(y.shape)
+        grads = reference.conv_backward(dy, x, w, stride, pads, dilation, groups)
+    return (x, w, b, dy), (y, *grads)
+
+
+def run_convt(name, dtype):
+    transposed, x_shape, _, stride, padding, dilation, groups, output_padding = CASES[name]
+    (x, w, b, dy), _ = case_arrays(name)
+    x, w, b, dy = (a.astype(dtype) for a in (x, w, b, dy))
+    dims = len(x_shape) - 2
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if transposed:
+        kwargs["output_padding"] = output_padding
+        op = f"conv_transpose{dims}d"
+    else:
+        op = f"conv{dims}d"
+    y = getattr(functional, op)(x, w, b, **kwargs)
+    grads = getattr(functional, f"{op}_backward")(dy, x, w, **kwargs)
+    return (y, *grads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_micro_kernel_matches_reference(isa_name, name, dtype, isa):
+    convt.set_isa(isa_name)
+    assert convt.get_isa() == isa_name
+    _, expected = case_arrays(name)
+    got = run_convt(name, dtype)
+    for label, g, e in zip(
+        ("output", "grad_input", "grad_weight", "grad_bias"), got, expected, strict=True
+    ):
+        assert_close(g, e, dtype, f"{isa_name} {name}: {label}")
+
+
+def test_portable_is_always_supported():
+    assert ISAS[0] == "portable"
+    assert set(ISAS) <= {"portable", "avx2", "avx512"}
+
+
+@pytest.mark.parametrize("bad", ["sse9", "AVX2", "", "avx512 "])
+def test_unknown_isa_is_a_value_error(bad, isa):
+    with pytest.raises(ValueError, match="isa") as info:
+        convt.set_isa(bad)
+    assert repr(bad) in str(info.value)
+    assert convt.get_isa() == isa  # unchanged
+
+
+@pytest.mark.parametrize("name", sorted({"avx2", "avx512"} - set(ISAS)) or ["none"])
+def test_isa_this_cpu_lacks_is_a_value_error(name, isa):
+    if name == "none":
+        pytest.skip("this CPU supports every micro-kernel")
+    with pytest.raises(ValueError, match=name):
+        convt.set_isa(name)
+
+
+def run_with_environment(code, **env):
+    child = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == 0, f"exit code {child.returncode}\n{child.stdout}\n{child.stderr}"
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def test_environment_variable_forces_the_portable_kernel():
+    code = """
+import json, numpy as np, convt
+x, w = np.ones((4, 16, 20, 20)), np.ones((16, 16, 3, 3))
+y = convt.functional.conv2d(x, w)
+print(json.dumps({"isa": convt.get_isa(), "ok": bool((y == 16 * 3 * 3).all())}))
+"""
+    assert run_with_environment(code, CONVT_ISA="portable") == {"isa": "portable", "ok": True}
+
+
+def test_bad_environment_variable_is_a_value_error_not_a_crash():
+    """An unknown CONVT_ISA is reported as a ValueError naming the variable and its value, by
+    the first call that needs it, and never takes the interpreter down."""
+    code = """
+import json, numpy as np
+outcomes = []
+for step in ("import", "get_isa", "small", "large"):
+    try:
+        import convt
+        if step == "get_isa":
+            convt.get_isa()
+        elif step == "small":
+            convt.functional.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)))
+        elif step == "large":
+            convt.functional.conv2d(np.ones((4, 16, 32, 32)), np.ones((16, 16, 3, 3)))
+        outcomes.append([step, None, ""])
+    except Exception as error:
+        outcomes.append([step, type(error).__name__, str(error)])
+print(json.dumps(outcomes))
+"""
+    outcomes = run_with_environment(code, CONVT_ISA="bogus")
+    errors = [(step, kind, message) for step, kind, message in outcomes if kind is not None]
+    assert errors, f"CONVT_ISA=bogus was silently accepted: {outcomes}"
+    for step, kind, message in errors:
+        assert kind == "ValueError", (step, kind, message)
+        assert "CONVT_ISA" in message and "bogus" in message, (step, message)
