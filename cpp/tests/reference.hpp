@@ -46,9 +46,10 @@ struct Problem {
 inline Extent conv_output_size(const Problem& p) {
   Extent y{1, 1, 1};
   for (int d = 0; d < 3; ++d) {
-    y[d] = (p.x_size[d] + p.pad_before[d] + p.pad_after[d] - p.dilation[d] * (p.kernel[d] - 1) - 1) /
-               p.stride[d] +
-           1;
+    y[d] =
+        (p.x_size[d] + p.pad_before[d] + p.pad_after[d] - p.dilation[d] * (p.kernel[d] - 1) - 1) /
+            p.stride[d] +
+        1;
   }
   return y;
 }
@@ -149,7 +150,8 @@ std::vector<double> bias_backward(const std::vector<T>& grad_output, Index batch
   std::vector<double> result(static_cast<std::size_t>(channels), 0.0);
   for (Index n = 0; n < batch; ++n) {
     for (Index c = 0; c < channels; ++c) {
-      for (Index i = 0; i < spatial; ++i) result[c] += grad_output[(n * channels + c) * spatial + i];
+      for (Index i = 0; i < spatial; ++i)
+        result[c] += grad_output[(n * channels + c) * spatial + i];
     }
   }
   return result;

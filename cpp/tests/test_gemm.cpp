@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -77,9 +78,8 @@ void naive_gemm(Size s, convt::MatrixOperand<T> a, convt::MatrixOperand<T> b,
 
 std::string describe(Size s, bool ta, bool tb, bool accumulate, index_t ldc) {
   return std::string(convt::isa_name(convt::get_isa())) + " m=" + std::to_string(s.m) +
-         " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) + " ldc=" +
-         std::to_string(ldc) + (ta ? " A^T" : "") + (tb ? " B^T" : "") +
-         (accumulate ? " accumulate" : "");
+         " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) + " ldc=" + std::to_string(ldc) +
+         (ta ? " A^T" : "") + (tb ? " B^T" : "") + (accumulate ? " accumulate" : "");
 }
 
 template <class T>
@@ -184,6 +184,32 @@ TYPED_TEST(Gemm, KernelsAgreeAcrossIsas) {
     for (std::size_t i = 0; i < y.size(); ++i) {
       ASSERT_NEAR(y[i], first[i], test_util::tolerance<T>() * 20) << convt::isa_name(isa);
     }
+  }
+}
+
+// CONVT_ISA in the environment picks the instruction set, and a value that names none is an
+// error naming the variable and the value. ctest runs this test once more with
+// CONVT_ISA=portable (with the whole binary) and once with CONVT_ISA=bogus.
+TEST(Isa, EnvironmentVariableForcesOne) {
+  const char* forced = std::getenv("CONVT_ISA");
+  if (forced == nullptr || *forced == '\0') {
+    EXPECT_EQ(convt::get_isa(), convt::supported_isas().back()) << "the best one by default";
+    return;
+  }
+  const std::string value = forced;
+  if (value == "portable" || value == "avx2" || value == "avx512") {
+    if (convt::isa_supported(convt::parse_isa(value))) {
+      EXPECT_EQ(convt::get_isa(), convt::parse_isa(value));
+      return;
+    }
+  }
+  try {
+    convt::get_isa();
+    FAIL() << "CONVT_ISA=" << value << " was accepted";
+  } catch (const convt::Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("CONVT_ISA"), std::string::npos) << message;
+    EXPECT_NE(message.find(value), std::string::npos) << message;
   }
 }
 

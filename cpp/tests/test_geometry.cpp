@@ -1,2 +1,506 @@
+// ConvGeometry: output sizes of convolutions and transposed convolutions in 1-3 dimensions, with
+// every option, and one test per validation error asserting the exception type and the words of
+// its message.
+
 #include <gtest/gtest.h>
-TEST(Placeholder, Nothing) {}
+
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "convt/convt.hpp"
+
+namespace {
+
+using convt::ConvGeometry;
+using convt::ConvOptions;
+using convt::PaddingMode;
+using convt::Shape;
+
+static_assert(std::is_base_of_v<std::invalid_argument, convt::Error>,
+              "convt::Error must be a std::invalid_argument");
+
+// Runs `call`, which must throw convt::Error whose message contains each of `words`.
+template <class Call>
+void expect_error(Call&& call, std::initializer_list<const char*> words) {
+  try {
+    call();
+    ADD_FAILURE() << "no exception; expected one mentioning '" << *words.begin() << "'";
+  } catch (const convt::Error& error) {
+    const std::string message = error.what();
+    for (const char* word : words) {
+      EXPECT_NE(message.find(word), std::string::npos)
+          << "message \"" << message << "\" lacks \"" << word << "\"";
+    }
+  } catch (const std::exception& error) {
+    ADD_FAILURE() << "threw another type: " << error.what();
+  }
+}
+
+ConvOptions options(Shape stride, Shape padding, Shape dilation = {1}, convt::index_t groups = 1,
+                    Shape output_padding = {0}) {
+  ConvOptions o;
+  o.stride = std::move(stride);
+  o.padding = std::move(padding);
+  o.dilation = std::move(dilation);
+  o.groups = groups;
+  o.output_padding = std::move(output_padding);
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output sizes
+
+TEST(ConvolutionSize, OneDimension) {
+  // floor((10 + 0 - 2 * (3 - 1) - 1) / 1) + 1 = 6
+  const ConvGeometry g =
+      ConvGeometry::convolution(1, {4, 2, 10}, {5, 2, 3}, options({1}, {0}, {2}));
+  EXPECT_EQ(g.output_shape(), (Shape{4, 5, 6}));
+  EXPECT_EQ(g.name(), "conv1d");
+  EXPECT_EQ(g.kind, convt::ConvKind::convolution);
+  // Stride that does not divide: floor((11 + 2 - 3) / 3) + 1 = 4.
+  EXPECT_EQ(ConvGeometry::convolution(1, {1, 1, 11}, {1, 1, 3}, options({3}, {1})).output_shape(),
+            (Shape{1, 1, 4}));
+}
+
+TEST(ConvolutionSize, TwoDimensions) {
+  // PyTorch: conv2d of a 5x5 input, 3x3 kernel, stride 2, padding 1 -> 3x3.
+  const ConvGeometry g =
+      ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({2}, {1}));
+  EXPECT_EQ(g.output_shape(), (Shape{1, 1, 3, 3}));
+  EXPECT_EQ(g.weight_shape(), (Shape{1, 1, 3, 3}));
+  // Per-dimension values and groups: weight (C_out, C_in / groups, kh, kw).
+  const ConvGeometry h =
+      ConvGeometry::convolution(2, {2, 6, 9, 8}, {4, 3, 3, 2}, options({2, 1}, {1, 0}, {1, 3}, 2));
+  EXPECT_EQ(h.output_shape(), (Shape{2, 4, 5, 5}));
+  EXPECT_EQ(h.x_channels_per_group(), 3);
+  EXPECT_EQ(h.y_channels_per_group(), 2);
+  EXPECT_EQ(h.lowered_rows(), 3 * 3 * 2);
+}
+
+TEST(ConvolutionSize, ThreeDimensions) {
+  const ConvGeometry g = ConvGeometry::convolution(3, {2, 3, 7, 8, 9}, {5, 3, 3, 2, 1},
+                                                   options({2, 1, 3}, {1, 0, 0}, {1, 2, 1}));
+  // (7 + 2 - 3) / 2 + 1 = 4; (8 - 2 - 1) / 1 + 1 = 6; (9 - 1) / 3 + 1 = 3
+  EXPECT_EQ(g.output_shape(), (Shape{2, 5, 4, 6, 3}));
+  EXPECT_EQ(g.name(), "conv3d");
+}
+
+TEST(ConvolutionSize, AsymmetricPadding) {
+  ConvOptions o = options({1}, {2, 0});
+  o.padding_after = {0, 3};
+  const ConvGeometry g = ConvGeometry::convolution(2, {1, 1, 4, 4}, {1, 1, 3, 3}, o);
+  EXPECT_EQ(g.output_shape(), (Shape{1, 1, 4, 5}));
+  EXPECT_EQ(g.padding_before[g.axis(0)], 2);
+  EXPECT_EQ(g.padding_after[g.axis(0)], 0);
+  EXPECT_EQ(g.padding_before[g.axis(1)], 0);
+  EXPECT_EQ(g.padding_after[g.axis(1)], 3);
+}
+
+TEST(ConvolutionSize, SamePaddingKeepsTheSizeWithTheOddElementAfter) {
+  ConvOptions o;
+  o.padding_mode = PaddingMode::same;
+  o.dilation = {1, 2};
+  // Total padding dilation * (kernel - 1): (3, 4), split (1, 2) before and (2, 2) after.
+  const ConvGeometry g = ConvGeometry::convolution(2, {1, 2, 10, 7}, {3, 2, 4, 3}, o);
+  EXPECT_EQ(g.output_shape(), (Shape{1, 3, 10, 7}));
+  EXPECT_EQ(g.padding_before[g.axis(0)], 1);
+  EXPECT_EQ(g.padding_after[g.axis(0)], 2);
+  EXPECT_EQ(g.padding_before[g.axis(1)], 2);
+  EXPECT_EQ(g.padding_after[g.axis(1)], 2);
+  o.dilation = {1};
+  const ConvGeometry one = ConvGeometry::convolution(1, {3, 5}, {2, 3, 2}, o);
+  EXPECT_EQ(one.output_shape(), (Shape{2, 5}));
+  EXPECT_FALSE(one.batched);
+}
+
+TEST(ConvolutionSize, ValidPaddingIsNoPadding) {
+  ConvOptions o;
+  o.padding_mode = PaddingMode::valid;
+  o.padding = {3};  // ignored in 'valid' mode
+  const ConvGeometry g = ConvGeometry::convolution(3, {1, 1, 5, 6, 7}, {1, 1, 2, 3, 4}, o);
+  EXPECT_EQ(g.output_shape(), (Shape{1, 1, 4, 4, 4}));
+}
+
+TEST(ConvolutionSize, UnbatchedAndEmptyBatch) {
+  const ConvGeometry g = ConvGeometry::convolution(2, {3, 6, 6}, {2, 3, 3, 3});
+  EXPECT_FALSE(g.batched);
+  EXPECT_EQ(g.batch, 1);
+  EXPECT_EQ(g.input_shape(), (Shape{3, 6, 6}));
+  EXPECT_EQ(g.output_shape(), (Shape{2, 4, 4}));
+  const ConvGeometry empty = ConvGeometry::convolution(2, {0, 3, 6, 6}, {2, 3, 3, 3});
+  EXPECT_TRUE(empty.batched);
+  EXPECT_EQ(empty.output_shape(), (Shape{0, 2, 4, 4}));
+}
+
+TEST(TransposedSize, OneDimension) {
+  // (4 - 1) * 3 - 0 + 2 * (4 - 1) + 0 + 1 = 16
+  const ConvGeometry g = ConvGeometry::transposed(1, {2, 3, 4}, {3, 5, 4}, options({3}, {0}, {2}));
+  EXPECT_EQ(g.output_shape(), (Shape{2, 5, 16}));
+  EXPECT_EQ(g.name(), "conv_transpose1d");
+  EXPECT_EQ(g.kind, convt::ConvKind::transposed);
+  EXPECT_EQ(g.input_channels(), 3);
+  EXPECT_EQ(g.output_channels(), 5);
+}
+
+TEST(TransposedSize, TwoDimensions) {
+  // PyTorch: ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1) doubles 3x3 to 6x6.
+  const ConvGeometry g =
+      ConvGeometry::transposed(2, {1, 4, 3, 3}, {4, 2, 3, 3}, options({2}, {1}, {1}, 1, {1}));
+  EXPECT_EQ(g.output_shape(), (Shape{1, 2, 6, 6}));
+  EXPECT_EQ(g.output_padding[g.axis(0)], 1);
+  // The seed's example: a 3x3 input and a 2x2 kernel give a 4x4 output.
+  EXPECT_EQ(ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 2, 2}).output_shape(),
+            (Shape{1, 1, 4, 4}));
+  // Weight (C_in, C_out / groups, k...): 6 input channels, groups 3, 2 x 3 = 6 outputs.
+  const ConvGeometry h =
+      ConvGeometry::transposed(2, {2, 6, 4, 5}, {6, 2, 2, 3}, options({1, 2}, {0, 1}, {2, 1}, 3));
+  EXPECT_EQ(h.output_shape(), (Shape{2, 6, 6, 9}));
+}
+
+TEST(TransposedSize, ThreeDimensions) {
+  const ConvGeometry g = ConvGeometry::transposed(
+      3, {1, 2, 2, 3, 4}, {2, 1, 3, 3, 2}, options({2, 1, 3}, {0, 1, 0}, {1, 1, 2}, 1, {1, 0, 2}));
+  // (2-1)*2 + 3 + 1 = 6; (3-1)*1 - 2 + 3 = 3; (4-1)*3 + 2*1 + 1 + 2 = 14
+  EXPECT_EQ(g.output_shape(), (Shape{1, 1, 6, 3, 14}));
+  EXPECT_EQ(g.name(), "conv_transpose3d");
+}
+
+TEST(TransposedSize, OutputPaddingBelowDilationIsAllowed) {
+  // PyTorch allows output_padding < max(stride, dilation).
+  const ConvGeometry g =
+      ConvGeometry::transposed(1, {1, 1, 4}, {1, 1, 1}, options({1}, {0}, {2}, 1, {1}));
+  EXPECT_EQ(g.output_shape(), (Shape{1, 1, 5}));
+}
+
+TEST(TransposedSize, OutputSizePicksOutputPadding) {
+  ConvOptions o = options({3}, {1});
+  for (convt::index_t size : {7, 8, 9}) {  // (3 - 1) * 3 - 2 + 3 = 7, up to 7 + 3 - 1 = 9
+    o.output_size = {size, 8};
+    const ConvGeometry g = ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 3, 3}, o);
+    EXPECT_EQ(g.output_shape(), (Shape{1, 1, size, 8}));
+    EXPECT_EQ(g.output_padding[g.axis(0)], size - 7);
+    EXPECT_EQ(g.output_padding[g.axis(1)], 1);
+  }
+  // The full (N, C, spatial...) shape is accepted too, as by PyTorch's ConvTranspose2d.forward.
+  o.output_size = {1, 1, 9, 7};
+  EXPECT_EQ(ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 3, 3}, o).output_shape(),
+            (Shape{1, 1, 9, 7}));
+}
+
+TEST(TransposedSize, ValidPaddingAndUnbatched) {
+  ConvOptions o;
+  o.padding_mode = PaddingMode::valid;
+  o.padding = {2};
+  const ConvGeometry g = ConvGeometry::transposed(2, {3, 4, 4}, {3, 2, 3, 3}, o);
+  EXPECT_FALSE(g.batched);
+  EXPECT_EQ(g.output_shape(), (Shape{2, 6, 6}));
+  EXPECT_EQ(g.input_shape(), (Shape{3, 4, 4}));
+}
+
+TEST(TransposedSize, IsTheAdjointShapeOfTheConvolution) {
+  // A transposed convolution maps the convolution's output shape back to its input shape.
+  for (convt::index_t x = 5; x < 12; ++x) {
+    const ConvGeometry conv =
+        ConvGeometry::convolution(1, {1, 2, x}, {3, 2, 3}, options({2}, {1}, {1}));
+    const convt::index_t y = conv.output_shape()[2];
+    const convt::index_t extra = (x + 2 - 3) % 2;
+    const ConvGeometry transposed =
+        ConvGeometry::transposed(1, {1, 3, y}, {3, 2, 3}, options({2}, {1}, {1}, 1, {extra}));
+    EXPECT_EQ(transposed.output_shape(), (Shape{1, 2, x}));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation errors
+
+TEST(GeometryErrors, ErrorIsAnInvalidArgument) {
+  try {
+    ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({0}, {0}));
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_STREQ(error.what(), "conv2d: stride (0,) must be positive");
+  }
+}
+
+TEST(GeometryErrors, OutputPaddingNotSmallerThanStrideOrDilation) {
+  try {
+    ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 3, 3}, options({2}, {0}, {1}, 1, {2}));
+    FAIL() << "no exception";
+  } catch (const convt::Error& error) {
+    EXPECT_STREQ(error.what(),
+                 "conv_transpose2d: output_padding (2) must be smaller than stride (2) or "
+                 "dilation (1)");
+  }
+}
+
+TEST(GeometryErrors, SpatialDimensions) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(4, {1, 1, 2, 2, 2, 2}, {1, 1, 1, 1, 1, 1});
+      },
+      {"1, 2 or 3 spatial dimensions", "got 4"});
+  expect_error([] { ConvGeometry::transposed(0, {1, 1}, {1, 1}); }, {"got 0"});
+}
+
+TEST(GeometryErrors, InputRank) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {5, 5}, {1, 1, 3, 3});
+      },
+      {"conv2d: input must have 3 (unbatched) or 4 (batched) dimensions", "got 2", "(5, 5)"});
+  expect_error(
+      [] {
+        ConvGeometry::transposed(1, {1, 1, 1, 5}, {1, 1, 3});
+      },
+      {"conv_transpose1d: input", "got 4"});
+}
+
+TEST(GeometryErrors, WeightRank) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3});
+      },
+      {"conv2d: weight must have 4 dimensions", "got 3", "(1, 1, 3)"});
+}
+
+TEST(GeometryErrors, NegativeBatch) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {-1, 1, 5, 5}, {1, 1, 3, 3});
+      },
+      {"conv2d", "negative batch size -1"});
+}
+
+TEST(GeometryErrors, EmptyInputOrWeightDimension) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 1, 0, 5}, {1, 1, 3, 3});
+      },
+      {"conv2d: input of shape (1, 1, 0, 5)", "positive size"});
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 0, 5, 5}, {1, 0, 3, 3});
+      },
+      {"input of shape (1, 0, 5, 5)"});
+  expect_error(
+      [] {
+        ConvGeometry::transposed(2, {1, 1, 5, 5}, {1, 1, 3, 0});
+      },
+      {"conv_transpose2d: weight of shape (1, 1, 3, 0)", "positive size"});
+}
+
+TEST(GeometryErrors, Groups) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(1, {1, 2, 5}, {2, 1, 3}, options({1}, {0}, {1}, 0));
+      },
+      {"conv1d: groups (0) must be positive"});
+  expect_error(
+      [] {
+        ConvGeometry::convolution(1, {1, 2, 5}, {3, 1, 3}, options({1}, {0}, {1}, 2));
+      },
+      {"weight.shape[0] (out_channels = 3) must be divisible by groups (2)"});
+  expect_error(
+      [] {
+        ConvGeometry::transposed(1, {1, 3, 5}, {3, 1, 3}, options({1}, {0}, {1}, 2));
+      },
+      {"conv_transpose1d: weight.shape[0] (in_channels = 3) must be divisible by groups (2)"});
+}
+
+TEST(GeometryErrors, ChannelMismatch) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 3, 5, 5}, {4, 2, 3, 3});
+      },
+      {"conv2d: input has 3 channels", "weight.shape[1] (2) x groups (1) = 2"});
+  expect_error(
+      [] {
+        ConvGeometry::transposed(2, {1, 3, 5, 5}, {4, 2, 3, 3});
+      },
+      {"conv_transpose2d: input has 3 channels", "weight.shape[0] (in_channels) is 4"});
+}
+
+TEST(GeometryErrors, NonPositiveStrideOrDilation) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({2, -1}, {0}));
+      },
+      {"conv2d: stride (2, -1) must be positive"});
+  expect_error(
+      [] {
+        ConvGeometry::transposed(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({1}, {0}, {0}));
+      },
+      {"conv_transpose2d: dilation (0,) must be positive"});
+}
+
+TEST(GeometryErrors, NegativePadding) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({1}, {-1}));
+      },
+      {"conv2d: padding (-1,) must be non-negative"});
+  ConvOptions o;
+  o.padding_after = {0, -2};
+  expect_error(
+      [&] {
+        ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, o);
+      },
+      {"padding (0, -2) must be non-negative"});
+}
+
+TEST(GeometryErrors, WrongNumberOfPerDimensionValues) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({1, 1, 1}, {0}));
+      },
+      {"conv2d: stride must have 1 or 2 values, got 3 (1, 1, 1)"});
+  expect_error(
+      [] {
+        ConvGeometry::transposed(3, {1, 1, 5, 5, 5}, {1, 1, 3, 3, 3}, options({1}, {1, 1}));
+      },
+      {"conv_transpose3d: padding must have 1 or 3 values, got 2"});
+}
+
+TEST(GeometryErrors, SamePaddingNeedsUnitStride) {
+  ConvOptions o = options({2}, {0});
+  o.padding_mode = PaddingMode::same;
+  expect_error(
+      [&] {
+        ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, o);
+      },
+      {"conv2d: padding='same' needs stride 1, got stride (2, 2)"});
+  expect_error([&] { ConvGeometry::convolution(1, {1, 1, 5}, {1, 1, 3}, o); }, {"got stride 2"});
+}
+
+TEST(GeometryErrors, KernelLargerThanPaddedInput) {
+  expect_error(
+      [] {
+        ConvGeometry::convolution(2, {1, 1, 4, 9}, {1, 1, 5, 3});
+      },
+      {"conv2d: kernel size 5 with dilation 1 spans 5", "padded input size 4 (4 + 0 + 0)",
+       "spatial dimension 0"});
+  expect_error(
+      [] {
+        ConvGeometry::convolution(1, {1, 1, 6}, {1, 1, 3}, options({1}, {0}, {3}));
+      },
+      {"kernel size 3 with dilation 3 spans 7", "padded input size 6"});
+}
+
+TEST(GeometryErrors, SamePaddingForTransposed) {
+  ConvOptions o;
+  o.padding_mode = PaddingMode::same;
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(2, {1, 1, 5, 5}, {1, 1, 3, 3}, o);
+      },
+      {"conv_transpose2d: padding='same' is not supported"});
+}
+
+TEST(GeometryErrors, NegativeOutputPadding) {
+  expect_error(
+      [] {
+        ConvGeometry::transposed(1, {1, 1, 5}, {1, 1, 3}, options({2}, {0}, {1}, 1, {-1}));
+      },
+      {"conv_transpose1d: output_padding (-1,) must be non-negative"});
+}
+
+TEST(GeometryErrors, OutputPaddingPerDimension) {
+  expect_error(
+      [] {
+        ConvGeometry::transposed(2, {1, 1, 5, 5}, {1, 1, 3, 3},
+                                 options({2, 3}, {0}, {1}, 1, {1, 3}));
+      },
+      {"output_padding (3) must be smaller than stride (3) or dilation (1)"});
+}
+
+TEST(GeometryErrors, OutputSize) {
+  ConvOptions o = options({2}, {0});
+  o.output_size = {7, 7, 7};
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 3, 3}, o);
+      },
+      {"conv_transpose2d: output_size must have 2 or 4 values, got 3 (7, 7, 7)"});
+  o.output_size = {7, 9};  // valid sizes are 7 and 8
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 3, 3}, o);
+      },
+      {"output_size (7, 9) is not reachable", "spatial dimension 1", "range from 7 to 8",
+       "input of size 3"});
+  o.output_size = {6, 7};
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 3, 3}, o);
+      },
+      {"spatial dimension 0", "range from 7 to 8"});
+}
+
+TEST(GeometryErrors, NonPositiveTransposedOutputSize) {
+  // (1 - 1) * 1 - 1 - 1 + 1 * (1 - 1) + 0 + 1 = -1
+  expect_error(
+      [] {
+        ConvGeometry::transposed(1, {1, 1, 1}, {1, 1, 1}, options({1}, {1}));
+      },
+      {"conv_transpose1d: output size -1 in spatial dimension 0 is not positive"});
+}
+
+TEST(GeometryErrors, TooLargeToAddress) {
+  const convt::index_t huge = convt::index_t{1} << 31;
+  expect_error(
+      [&] {
+        ConvGeometry::convolution(2, {huge, huge, 1, huge}, {1, huge, 1, 1});
+      },
+      {"conv2d: the input of shape", "more elements than this machine can address"});
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(1, {huge, 1, huge}, {1, huge, 1});
+      },
+      {"conv_transpose1d", "more elements than this machine can address"});
+}
+
+// Sizes computed from huge strides, paddings or dilations must be reported, not wrap around
+// into a plausible size (the sanitizer build also fails on any signed overflow on the way).
+TEST(GeometryErrors, HugeArgumentsAreReportedNotWrapped) {
+  const convt::index_t huge = convt::index_t{1} << 62;
+  expect_error(
+      [&] {
+        ConvGeometry::convolution(1, {1, 1, 5}, {1, 1, 3}, options({1}, {0}, {huge}));
+      },
+      {"conv1d", "dilation"});
+  expect_error(
+      [&] {
+        ConvGeometry::convolution(1, {1, 1, 5}, {1, 1, 3}, options({1}, {huge}));
+      },
+      {"conv1d", "padding"});
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(1, {1, 1, 5}, {1, 1, 1}, options({huge}, {0}));
+      },
+      {"conv_transpose1d", "stride"});
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(1, {1, 1, 5}, {1, 1, 3}, options({1}, {0}, {huge}));
+      },
+      {"conv_transpose1d", "dilation"});
+  expect_error(
+      [&] {
+        ConvGeometry::transposed(2, {1, 1, 3, 3}, {1, 1, 2, 2}, options({huge}, {0}));
+      },
+      {"conv_transpose2d", "stride"});
+}
+
+TEST(GeometryErrors, ExpectShapeNamesTheArgument) {
+  const ConvGeometry g = ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3});
+  EXPECT_NO_THROW(g.expect_shape("grad_output", {1, 1, 3, 3}, g.output_shape()));
+  expect_error(
+      [&] {
+        g.expect_shape("grad_output", {1, 1, 4, 3}, g.output_shape());
+      },
+      {"conv2d: grad_output must have shape (1, 1, 3, 3), got (1, 1, 4, 3)"});
+}
+
+}  // namespace

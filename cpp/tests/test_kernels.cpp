@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <iostream>
 #include <limits>
 #include <random>
 #include <vector>
@@ -23,6 +25,7 @@ using test_util::Case;
 using test_util::random_vector;
 
 constexpr int random_configurations = 300;
+constexpr int medium_configurations = 60;
 
 template <class T>
 std::vector<T> filled_with_nan(Index count) {
@@ -80,8 +83,7 @@ void check_convolution(const Problem& p, std::mt19937& rng) {
   EXPECT_TRUE(all_close(out.data(), out_ref, out_mag)) << "forward";
 
   const auto db_ref = reference::bias_backward(dy, p.batch, p.y_channels, p.y_spatial());
-  const auto db_mag =
-      reference::bias_backward(absolute(dy), p.batch, p.y_channels, p.y_spatial());
+  const auto db_mag = reference::bias_backward(absolute(dy), p.batch, p.y_channels, p.y_spatial());
   auto gx = filled_with_nan<T>(p.x_count());
   auto gw = filled_with_nan<T>(p.w_count());
   auto gb = filled_with_nan<T>(p.y_channels);
@@ -105,8 +107,8 @@ void check_transposed(const Case& c, std::mt19937& rng) {
   const auto b = random_vector<T>(rng, p.x_channels);
   const auto grad_output = random_vector<T>(rng, p.x_count());
 
-  const auto out_ref = reference::add_bias(reference::conv_backward_input(p, input, w), b,
-                                           p.batch, p.x_channels, p.x_spatial());
+  const auto out_ref = reference::add_bias(reference::conv_backward_input(p, input, w), b, p.batch,
+                                           p.x_channels, p.x_spatial());
   const auto out_mag =
       reference::add_bias(reference::conv_backward_input(p, absolute(input), absolute(w)),
                           absolute(b), p.batch, p.x_channels, p.x_spatial());
@@ -141,22 +143,86 @@ class Kernels : public ::testing::Test {};
 using Types = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(Kernels, Types);
 
-TYPED_TEST(Kernels, ConvolutionMatchesReferenceOnRandomConfigurations) {
-  std::mt19937 rng(20240601);
-  for (int i = 0; i < random_configurations; ++i) {
+// Runs `configurations` random cases of one kind and size against the reference, and reports
+// how many took convt's direct loops and how many its lowered GEMM path.
+template <class T>
+void check_random(std::uint32_t seed, bool transposed, test_util::CaseSize size,
+                  int configurations) {
+  std::mt19937 rng(seed);
+  int direct = 0;
+  for (int i = 0; i < configurations; ++i) {
     SCOPED_TRACE("configuration " + std::to_string(i));
-    check_convolution<TypeParam>(test_util::random_case(rng, false).p, rng);
-    if (::testing::Test::HasFailure()) break;  // one report is enough
+    const Case c = test_util::random_case(rng, transposed, size);
+    if (transposed) {
+      direct += convt::detail::prefers_direct(transposed_geometry(c));
+      check_transposed<T>(c, rng);
+    } else {
+      direct += convt::detail::prefers_direct(convolution_geometry(c.p));
+      check_convolution<T>(c.p, rng);
+    }
+    if (::testing::Test::HasFailure()) return;  // one report is enough
   }
+  std::cout << "      " << configurations << " random configurations: " << direct << " direct, "
+            << configurations - direct << " lowered to GEMM\n";
 }
 
-TYPED_TEST(Kernels, TransposedMatchesReferenceOnRandomConfigurations) {
-  std::mt19937 rng(20240602);
-  for (int i = 0; i < random_configurations; ++i) {
-    SCOPED_TRACE("configuration " + std::to_string(i));
-    check_transposed<TypeParam>(test_util::random_case(rng, true), rng);
-    if (::testing::Test::HasFailure()) break;
+TYPED_TEST(Kernels, ConvolutionMatchesReferenceOnSmallRandomConfigurations) {
+  check_random<TypeParam>(20240601, false, test_util::CaseSize::small, random_configurations);
+}
+
+TYPED_TEST(Kernels, TransposedMatchesReferenceOnSmallRandomConfigurations) {
+  check_random<TypeParam>(20240602, true, test_util::CaseSize::small, random_configurations);
+}
+
+TYPED_TEST(Kernels, ConvolutionMatchesReferenceOnMediumRandomConfigurations) {
+  check_random<TypeParam>(20240604, false, test_util::CaseSize::medium, medium_configurations);
+}
+
+TYPED_TEST(Kernels, TransposedMatchesReferenceOnMediumRandomConfigurations) {
+  check_random<TypeParam>(20240605, true, test_util::CaseSize::medium, medium_configurations);
+}
+
+// The lowered path on every instruction set the CPU supports (the tests above run on the best).
+TYPED_TEST(Kernels, MatchReferenceOnEveryIsa) {
+  const convt::Isa saved = convt::get_isa();
+  for (convt::Isa isa : convt::supported_isas()) {
+    SCOPED_TRACE(convt::isa_name(isa));
+    convt::set_isa(isa);
+    check_random<TypeParam>(20240606, false, test_util::CaseSize::medium, 20);
+    check_random<TypeParam>(20240607, true, test_util::CaseSize::medium, 20);
   }
+  convt::set_isa(saved);
+}
+
+// Samples too large for one block of the lowered matrix (2^21 elements when this was written)
+// are lowered a slice of outputs at a time, and the slices end in the middle of output lines;
+// small samples are lowered several at a time, the last block holding fewer.
+TYPED_TEST(Kernels, LargeSamplesInSlicesAndSmallSamplesInGroups) {
+  std::mt19937 rng(14);
+  Problem p;
+  p.dims = 2;
+  p.batch = 1;
+  p.x_channels = 128;
+  p.y_channels = 2;
+  p.x_size = {50, 47, 1};
+  p.kernel = {3, 3, 1};
+  p.pad_before = {1, 0, 0};
+  p.pad_after = {0, 1, 0};
+  p.y_size = reference::conv_output_size(p);  // 1152 lowered rows; 49 x 46 outputs
+  ASSERT_EQ(p.y_size, (reference::Extent{49, 46, 1}));
+  check_convolution<TypeParam>(p, rng);
+  Case c{p, {1, 0, 0}};
+  c.p.stride = {2, 1, 1};
+  c.p.y_size = {25, 46, 1};
+  c.p.x_size = {51, 47, 1};
+  check_transposed<TypeParam>(c, rng);
+
+  p.batch = 7;
+  p.x_size = {21, 21, 1};
+  p.pad_after = {0, 0, 0};
+  p.pad_before = {0, 0, 0};
+  p.y_size = reference::conv_output_size(p);  // 19 x 19 outputs per sample
+  check_convolution<TypeParam>(p, rng);
 }
 
 // A 1x1 kernel with unit stride and no padding lowers to the input itself.

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -112,55 +112,81 @@ inline std::string describe(const reference::Problem& p) {
   return std::to_string(p.dims) + "-d N=" + std::to_string(p.batch) +
          " groups=" + std::to_string(p.groups) + " Cx=" + std::to_string(p.x_channels) +
          " Cy=" + std::to_string(p.y_channels) + " x=" + list(p.x_size) + " y=" + list(p.y_size) +
-         " k=" + list(p.kernel) + " stride=" + list(p.stride) + " pad=" + list(p.pad_before) +
-         "/" + list(p.pad_after) + " dilation=" + list(p.dilation);
+         " k=" + list(p.kernel) + " stride=" + list(p.stride) + " pad=" + list(p.pad_before) + "/" +
+         list(p.pad_after) + " dilation=" + list(p.dilation);
 }
 
 // A convolution (or a transposed convolution, with its output_padding) drawn at random: 1-3
-// spatial dimensions, batch 1-3, groups 1-3, kernel, stride, dilation and asymmetric padding
-// per dimension.
+// spatial dimensions, groups, kernel, stride, dilation and asymmetric padding per dimension.
+// Small cases have a few thousand multiply-adds at most, the size of the seed's examples; medium
+// ones up to 2^20, with more channels, a quarter of them depthwise (one input channel per group),
+// so that both the direct loops and the lowered GEMM path run.
+enum class CaseSize { small, medium };
+
 struct Case {
   reference::Problem p;
   reference::Extent output_padding{0, 0, 0};
 };
 
-inline Case random_case(std::mt19937& rng, bool transposed) {
+// Multiply-adds of a problem: batch x y channels x (x channels per group x kernel) x y size.
+inline double multiply_adds(const reference::Problem& p) {
+  return static_cast<double>(p.batch) * p.y_channels * p.x_per_group() * p.kernel_volume() *
+         p.y_spatial();
+}
+
+inline Case random_case(std::mt19937& rng, bool transposed, CaseSize size = CaseSize::small) {
   using reference::Index;
   auto pick = [&](Index low, Index high) {
     return std::uniform_int_distribution<Index>(low, high)(rng);
   };
-  Case c;
-  reference::Problem& p = c.p;
-  p.dims = static_cast<int>(pick(1, 3));
-  p.batch = pick(1, 3);
-  p.groups = pick(1, 3);
-  p.x_channels = p.groups * pick(1, 3);
-  p.y_channels = p.groups * pick(1, 3);
-  const bool small = p.dims == 3;
-  for (int d = 0; d < p.dims; ++d) {
-    p.kernel[d] = pick(1, small ? 3 : 4);
-    p.stride[d] = pick(1, 3);
-    p.dilation[d] = pick(1, 3);
-    p.pad_before[d] = pick(0, 2);
-    p.pad_after[d] = pick(0, 2);
-    const Index span = p.dilation[d] * (p.kernel[d] - 1) + 1;
-    if (transposed) {
-      c.output_padding[d] = pick(0, std::max(p.stride[d], p.dilation[d]) - 1);
-      Index y = pick(1, small ? 4 : 6);
-      auto x_for = [&](Index y_size) {
-        return (y_size - 1) * p.stride[d] - p.pad_before[d] - p.pad_after[d] + span +
-               c.output_padding[d];
-      };
-      while (x_for(y) < 1) ++y;
-      p.y_size[d] = y;
-      p.x_size[d] = x_for(y);
+  const bool medium = size == CaseSize::medium;
+  for (;;) {
+    Case c;
+    reference::Problem& p = c.p;
+    p.dims = static_cast<int>(pick(1, 3));
+    bool depthwise = false;
+    if (medium) {
+      p.batch = pick(1, 4);
+      depthwise = pick(0, 3) == 0;
+      p.groups = depthwise ? pick(4, 16) : pick(1, 3);
+      p.x_channels = p.groups * (depthwise ? 1 : pick(2, 6));
+      p.y_channels = p.groups * (depthwise ? pick(1, 2) : pick(3, 8));
     } else {
-      const Index smallest = std::max<Index>(1, span - p.pad_before[d] - p.pad_after[d]);
-      p.x_size[d] = smallest + pick(0, small ? 4 : 8);
+      p.batch = pick(1, 3);
+      p.groups = pick(1, 3);
+      p.x_channels = p.groups * pick(1, 3);
+      p.y_channels = p.groups * pick(1, 3);
     }
+    const bool three = p.dims == 3;
+    // Extra input (or output) size beyond the smallest valid one, per dimension.
+    const Index extra = medium ? (p.dims == 1 ? 60 : three ? 6 : 14) : (three ? 4 : 8);
+    for (int d = 0; d < p.dims; ++d) {
+      p.kernel[d] = pick(1, three ? 3 : 4);
+      p.stride[d] = pick(1, 3);
+      p.dilation[d] = pick(1, 3);
+      p.pad_before[d] = pick(0, 2);
+      p.pad_after[d] = pick(0, 2);
+      const Index span = p.dilation[d] * (p.kernel[d] - 1) + 1;
+      if (transposed) {
+        c.output_padding[d] = pick(0, std::max(p.stride[d], p.dilation[d]) - 1);
+        Index y = pick(1, medium ? extra / 2 : (three ? 4 : 6));
+        auto x_for = [&](Index y_size) {
+          return (y_size - 1) * p.stride[d] - p.pad_before[d] - p.pad_after[d] + span +
+                 c.output_padding[d];
+        };
+        while (x_for(y) < 1) ++y;
+        p.y_size[d] = y;
+        p.x_size[d] = x_for(y);
+      } else {
+        const Index smallest = std::max<Index>(1, span - p.pad_before[d] - p.pad_after[d]);
+        p.x_size[d] = smallest + pick(0, extra);
+      }
+    }
+    if (!transposed) p.y_size = reference::conv_output_size(p);
+    const double work = multiply_adds(p);
+    const double least = depthwise ? 8192.0 : 65536.0;
+    if (!medium || (work >= least && work <= 1048576.0)) return c;
   }
-  if (!transposed) p.y_size = reference::conv_output_size(p);
-  return c;
 }
 
 }  // namespace test_util

@@ -169,7 +169,7 @@ namespace detail {
 
 // Size arithmetic in 128 bits, so that a huge stride, padding or dilation is reported instead of
 // wrapping around into a plausible size.
-using wide_t = __int128;
+__extension__ typedef __int128 wide_t;
 
 inline void check_size_range(const std::string& op, wide_t value, int d, index_t input,
                              index_t kernel, index_t stride, index_t padding_before,
