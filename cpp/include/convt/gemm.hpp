@@ -173,38 +173,34 @@ void pack_b(MatrixOperand<T> b, index_t p0, index_t depth, index_t col0, index_t
 
 inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
-template <class T, int TILE_ROWS, int TILE_COLS>
-void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
-                  index_t ldc, bool accumulate, MicroKernel<T> kernel) {
-  const Blocking blocking;
-  const index_t block_rows = std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
-                                               ceil_div(m, TILE_ROWS) * TILE_ROWS);
-  const index_t block_cols = std::min<index_t>(blocking.cols, ceil_div(n, TILE_COLS) * TILE_COLS);
-  const index_t block_depth = std::min<index_t>(blocking.depth, k);
-  T* packed_a = scratch<T>(Scratch::packed_a, block_rows * block_depth);
-  T* packed_b = scratch<T>(Scratch::packed_b, block_cols * block_depth);
-  const int threads = threads_for(static_cast<double>(m) * n * k);
-  (void)threads;
+// Panel sizes of one GEMM, chosen from the whole problem: every part of it (the whole, or one
+// thread's share) is blocked the same way, so each element of C is summed in the same order.
+struct Panels {
+  index_t rows;
+  index_t cols;
+  index_t depth;
+};
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  for (index_t col0 = 0; col0 < n; col0 += block_cols) {
-    const index_t cols = std::min(block_cols, n - col0);
+// One thread's blocked GEMM over its share of C, packing into its own buffers.
+template <class T, int TILE_ROWS, int TILE_COLS>
+void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+                 index_t ldc, bool accumulate, MicroKernel<T> kernel, Panels panels, T* packed_a,
+                 T* packed_b) {
+  for (index_t col0 = 0; col0 < n; col0 += panels.cols) {
+    const index_t cols = std::min(panels.cols, n - col0);
     const index_t col_slivers = ceil_div(cols, TILE_COLS);
-    for (index_t p0 = 0; p0 < k; p0 += block_depth) {
-      const index_t depth = std::min(block_depth, k - p0);
+    for (index_t p0 = 0; p0 < k; p0 += panels.depth) {
+      const index_t depth = std::min(panels.depth, k - p0);
       const bool add = accumulate || p0 > 0;
-#pragma omp for schedule(static)
       for (index_t s = 0; s < col_slivers; ++s) {
         pack_b(b, p0, depth, col0, cols, TILE_COLS, s, packed_b);
       }
-      for (index_t row0 = 0; row0 < m; row0 += block_rows) {
-        const index_t rows = std::min(block_rows, m - row0);
+      for (index_t row0 = 0; row0 < m; row0 += panels.rows) {
+        const index_t rows = std::min(panels.rows, m - row0);
         const index_t row_slivers = ceil_div(rows, TILE_ROWS);
-#pragma omp for schedule(static)
         for (index_t s = 0; s < row_slivers; ++s) {
           pack_a(a, row0, rows, p0, depth, TILE_ROWS, s, packed_a);
         }
-#pragma omp for collapse(2) schedule(static)
         for (index_t js = 0; js < col_slivers; ++js) {
           for (index_t is = 0; is < row_slivers; ++is) {
             const index_t i = is * TILE_ROWS;
@@ -214,6 +210,62 @@ void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOpe
                    std::min<index_t>(TILE_COLS, cols - j), add);
           }
         }
+      }
+    }
+  }
+}
+
+// Threads split C into contiguous bands of whole tiles (of columns when there are enough,
+// else of rows) and each computes its band alone: one fork and one join per GEMM, no barrier
+// in between, which matters when a core is shared and a waiting thread loses its time slice.
+template <class T, int TILE_ROWS, int TILE_COLS>
+void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+                  index_t ldc, bool accumulate, MicroKernel<T> kernel) {
+  const Blocking blocking;
+  const Panels panels{std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
+                                        ceil_div(m, TILE_ROWS) * TILE_ROWS),
+                      std::min<index_t>(blocking.cols, ceil_div(n, TILE_COLS) * TILE_COLS),
+                      std::min<index_t>(blocking.depth, k)};
+  const index_t a_size = panels.rows * panels.depth;
+  const index_t b_size = panels.cols * panels.depth;
+  const int threads = threads_for(static_cast<double>(m) * n * k);
+  T* packed_a = scratch<T>(Scratch::packed_a, a_size * threads);
+  T* packed_b = scratch<T>(Scratch::packed_b, b_size * threads);
+  if (threads == 1) {
+    gemm_serial<T, TILE_ROWS, TILE_COLS>(m, n, k, a, b, c, ldc, accumulate, kernel, panels,
+                                         packed_a, packed_b);
+    return;
+  }
+  const index_t col_tiles = ceil_div(n, TILE_COLS);
+  const index_t row_tiles = ceil_div(m, TILE_ROWS);
+  const bool by_columns = col_tiles >= threads || col_tiles >= row_tiles;
+  const index_t tiles = by_columns ? col_tiles : row_tiles;
+#pragma omp parallel num_threads(threads)
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    const index_t first = tiles * t / threads;
+    const index_t last = tiles * (t + 1) / threads;
+    if (by_columns) {
+      const index_t col0 = first * TILE_COLS;
+      const index_t cols = std::min(last * TILE_COLS, n) - col0;
+      if (cols > 0) {
+        const MatrixOperand<T> b_band{b.data + col0 * b.col_stride, b.row_stride, b.col_stride};
+        gemm_serial<T, TILE_ROWS, TILE_COLS>(m, cols, k, a, b_band, c + col0, ldc, accumulate,
+                                             kernel, panels, packed_a + t * a_size,
+                                             packed_b + t * b_size);
+      }
+    } else {
+      const index_t row0 = first * TILE_ROWS;
+      const index_t rows = std::min(last * TILE_ROWS, m) - row0;
+      if (rows > 0) {
+        const MatrixOperand<T> a_band{a.data + row0 * a.row_stride, a.row_stride, a.col_stride};
+        gemm_serial<T, TILE_ROWS, TILE_COLS>(rows, n, k, a_band, b, c + row0 * ldc, ldc, accumulate,
+                                             kernel, panels, packed_a + t * a_size,
+                                             packed_b + t * b_size);
       }
     }
   }
