@@ -83,6 +83,21 @@ MatrixOperand<T> lowered_x(const ConvGeometry& g, const T* x, index_t group, Col
   return row_major(lowered, block.columns());
 }
 
+// Runs body(block) for every block. With enough units, threads take whole units and each GEMM
+// runs on one core, its operands staying in that core's cache; otherwise the units run in order
+// and each GEMM is threaded. Either way each output is summed in the same order.
+template <class Body>
+void for_each_block(const ConvGeometry& g, Body&& body) {
+  const BlockPlan plan = plan_blocks(g);
+  const double work =
+      static_cast<double>(g.batch) * g.y_channels * g.lowered_rows() * g.y_spatial();
+  int threads = threads_for(work);
+  if (plan.units < 2 * threads && plan.units != threads) threads = 1;
+  parallel_ranges(plan.units, threads, [&](index_t first, index_t last) {
+    for (index_t unit = first; unit < last; ++unit) for_each_block_of_unit(g, plan, unit, body);
+  });
+}
+
 template <class T>
 const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
   return w + group * g.y_channels_per_group() * g.lowered_rows();
@@ -96,7 +111,7 @@ template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   if (detail::prefers_direct(g)) return detail::direct_forward(g, x, w, y);
   const index_t rows = g.lowered_rows();
-  detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
+  detail::for_each_block(g, [&](detail::ColumnBlock block) {
     for (index_t group = 0; group < g.groups; ++group) {
       const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
       const detail::BlockOfY<T> out = detail::y_block(g, y, group, block, false);
@@ -114,7 +129,7 @@ void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) 
   if (detail::prefers_direct(g)) return detail::direct_backward_input(g, dy, w, dx);
   const index_t rows = g.lowered_rows();
   const index_t sample_stride = g.x_channels * g.x_spatial();
-  detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
+  detail::for_each_block(g, [&](detail::ColumnBlock block) {
     const bool direct = g.is_pointwise() && block.samples == 1;
     if (!direct && block.first_output == 0) {
       std::fill_n(dx + block.first_sample * sample_stride, block.samples * sample_stride, T(0));
@@ -140,24 +155,45 @@ void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) 
 }
 
 // dw = the gradient of conv_forward for its weight: the sum over column blocks of
-// dy_block . lowered_block^T. Blocks are summed in order, so the result does not depend on the
-// thread count. dw is overwritten.
+// dy_block . lowered_block^T. The units of work are dealt round-robin to a fixed number of
+// partial sums, each summed in order by one thread and added up in order at the end, so the
+// result is the same for any number of threads. dw is overwritten.
 template <class T>
 void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
   if (detail::prefers_direct(g)) return detail::direct_backward_weight(g, x, dy, dw);
+  constexpr int lanes = 4;
   const index_t rows = g.lowered_rows();
-  if (g.batch == 0) std::fill_n(dw, g.y_channels * rows, T(0));
-  bool first_block = true;
-  detail::for_each_column_block(g, [&](detail::ColumnBlock block) {
-    for (index_t group = 0; group < g.groups; ++group) {
-      const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
-      const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
-      gemm<T>(g.y_channels_per_group(), rows, block.columns(),
-              MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
-              dw + group * g.y_channels_per_group() * rows, rows, !first_block);
+  const index_t size = g.y_channels * rows;
+  const detail::BlockPlan plan = detail::plan_blocks(g);
+  T* partial_sums = detail::scratch<T>(detail::Scratch::partial_sums, size * (lanes - 1));
+  auto lane_sum = [&](index_t lane) { return lane == 0 ? dw : partial_sums + (lane - 1) * size; };
+  bool started[lanes] = {false, false, false, false};
+  const double work =
+      static_cast<double>(g.batch) * g.y_channels * rows * static_cast<double>(g.y_spatial());
+  int threads = std::min(detail::threads_for(work), lanes);
+  if (plan.units < lanes) threads = 1;
+  detail::parallel_ranges(lanes, threads, [&](index_t first_lane, index_t last_lane) {
+    for (index_t lane = first_lane; lane < last_lane; ++lane) {
+      for (index_t unit = lane; unit < plan.units; unit += lanes) {
+        detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
+          for (index_t group = 0; group < g.groups; ++group) {
+            const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
+            const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
+            gemm<T>(g.y_channels_per_group(), rows, block.columns(),
+                    MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
+                    lane_sum(lane) + group * g.y_channels_per_group() * rows, rows, started[lane]);
+          }
+          started[lane] = true;
+        });
+      }
     }
-    first_block = false;
   });
+  if (!started[0]) std::fill_n(dw, size, T(0));
+  for (index_t lane = 1; lane < lanes; ++lane) {
+    if (!started[lane]) continue;
+    const T* sum = lane_sum(lane);
+    for (index_t i = 0; i < size; ++i) dw[i] += sum[i];
+  }
 }
 
 // output[n, c, ...] += bias[c] over the layer's output (y for a convolution, x for a transposed

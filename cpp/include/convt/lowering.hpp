@@ -22,26 +22,41 @@ struct ColumnBlock {
   index_t columns() const { return samples * outputs; }
 };
 
-// Elements of scratch one lowered block may take: it stays within the shared cache.
-inline constexpr index_t lowered_block_elements = index_t{1} << 21;
+// Elements of scratch one lowered block may take: with the GEMM's packed panels it stays within
+// a core's L2 cache.
+inline constexpr index_t lowered_block_elements = index_t{1} << 18;
 
-// Calls body(block) for consecutive blocks covering every sample and output, in order.
-template <class Body>
-void for_each_column_block(const ConvGeometry& g, Body&& body) {
+// How a call's columns are cut into blocks, and the blocks into units of work: a unit is one
+// block of whole samples, or all the slices of one large sample. Units write disjoint parts of
+// x, so threads can take whole units; the blocks of a unit run in order.
+struct BlockPlan {
+  index_t columns;    // columns per block (at most)
+  bool sliced;        // a sample spans several blocks
+  index_t per_block;  // samples per block when not sliced
+  index_t units;
+};
+
+inline BlockPlan plan_blocks(const ConvGeometry& g) {
   const index_t outputs = g.y_spatial();
-  const index_t columns = std::max<index_t>(256, lowered_block_elements / g.lowered_rows());
-  if (outputs >= columns) {
-    for (index_t n = 0; n < g.batch; ++n) {
-      for (index_t first = 0; first < outputs; first += columns) {
-        body(ColumnBlock{n, 1, first, std::min(columns, outputs - first)});
-      }
+  const index_t columns = std::max<index_t>(128, lowered_block_elements / g.lowered_rows());
+  if (outputs >= columns) return {columns, true, 1, g.batch};
+  const index_t per_block = columns / outputs;
+  return {columns, false, per_block, (g.batch + per_block - 1) / per_block};
+}
+
+// Calls body(block) for the blocks of one unit, in order.
+template <class Body>
+void for_each_block_of_unit(const ConvGeometry& g, const BlockPlan& plan, index_t unit,
+                            Body&& body) {
+  const index_t outputs = g.y_spatial();
+  if (plan.sliced) {
+    for (index_t first = 0; first < outputs; first += plan.columns) {
+      body(ColumnBlock{unit, 1, first, std::min(plan.columns, outputs - first)});
     }
     return;
   }
-  const index_t per_block = columns / outputs;
-  for (index_t n = 0; n < g.batch; n += per_block) {
-    body(ColumnBlock{n, std::min(per_block, g.batch - n), 0, outputs});
-  }
+  const index_t n = unit * plan.per_block;
+  body(ColumnBlock{n, std::min(plan.per_block, g.batch - n), 0, outputs});
 }
 
 // The outputs o in [first, last) of one dimension whose tap o * stride + offset lands inside

@@ -5,8 +5,10 @@
 #endif
 
 #include <atomic>
+#include <exception>
 
 #include "error.hpp"
+#include "geometry.hpp"
 
 namespace convt {
 
@@ -50,6 +52,35 @@ inline int threads_for(double work) {
   (void)work;
   return 1;
 #endif
+}
+
+// Runs body(first, last) on `threads` threads, each with a contiguous share of [0, count). An
+// exception thrown on any thread is caught there and rethrown here once all have finished, as
+// one must never leave an OpenMP region.
+template <class Body>
+void parallel_ranges(index_t count, int threads, Body&& body) {
+  if (threads <= 1 || count <= 1) {
+    body(index_t{0}, count);
+    return;
+  }
+  std::exception_ptr failure;
+#pragma omp parallel num_threads(threads)
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+    const int team = omp_get_num_threads();
+#else
+    const int t = 0;
+    const int team = 1;
+#endif
+    try {
+      body(count * t / team, count * (t + 1) / team);
+    } catch (...) {
+#pragma omp critical(convt_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace detail
