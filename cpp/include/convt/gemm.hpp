@@ -29,12 +29,22 @@ MatrixOperand<T> row_major(const T* data, index_t cols) {
 
 namespace detail {
 
-// Register tile of one micro-kernel: ROWS rows of A times VECTORS SIMD vectors of B's columns.
-template <class T, int ROWS, int VECTORS, int VECTOR_BYTES>
-struct Tile {
-  static constexpr int rows = ROWS;
-  static constexpr int lanes = VECTOR_BYTES / static_cast<int>(sizeof(T));
-  static constexpr int cols = VECTORS * lanes;
+// Register tile of each instruction set's micro-kernel: ROWS rows of A times VECTORS SIMD
+// vectors of BYTES bytes of B's columns. AVX-512's 8 x 3 vectors keeps 24 of its 32 registers
+// accumulating and fits layers whose channel counts are multiples of 8 without padding rows.
+template <Isa ISA>
+struct TileOf;
+template <>
+struct TileOf<Isa::portable> {
+  static constexpr int rows = 4, vectors = 2, bytes = 16;
+};
+template <>
+struct TileOf<Isa::avx2> {
+  static constexpr int rows = 6, vectors = 2, bytes = 32;
+};
+template <>
+struct TileOf<Isa::avx512> {
+  static constexpr int rows = 8, vectors = 3, bytes = 64;
 };
 
 // GCC/Clang vector types; the attribute needs a concrete element type, hence one line each.
@@ -110,20 +120,21 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
 template <class T>
 using MicroKernel = void (*)(index_t, const T*, const T*, T*, index_t, index_t, index_t, bool);
 
-#define CONVT_MICRO_KERNEL(NAME, TARGET, T, ROWS, VECTORS, BYTES)                                 \
+#define CONVT_MICRO_KERNEL(NAME, TARGET, T, ISA)                                                  \
   TARGET inline void NAME(index_t depth, const T* a, const T* b, T* c, index_t ldc, index_t rows, \
                           index_t cols, bool accumulate) {                                        \
-    micro_kernel_body<T, ROWS, VECTORS, BYTES>(depth, a, b, c, ldc, rows, cols, accumulate);      \
+    micro_kernel_body<T, TileOf<ISA>::rows, TileOf<ISA>::vectors, TileOf<ISA>::bytes>(            \
+        depth, a, b, c, ldc, rows, cols, accumulate);                                             \
   }
 
 // The portable kernels use 16-byte vectors, which every target lowers to SIMD or scalar code.
-CONVT_MICRO_KERNEL(micro_kernel_portable_f32, , float, 4, 2, 16)
-CONVT_MICRO_KERNEL(micro_kernel_portable_f64, , double, 4, 2, 16)
+CONVT_MICRO_KERNEL(micro_kernel_portable_f32, , float, Isa::portable)
+CONVT_MICRO_KERNEL(micro_kernel_portable_f64, , double, Isa::portable)
 #if CONVT_X86_DISPATCH
-CONVT_MICRO_KERNEL(micro_kernel_avx2_f32, CONVT_TARGET_AVX2, float, 6, 2, 32)
-CONVT_MICRO_KERNEL(micro_kernel_avx2_f64, CONVT_TARGET_AVX2, double, 6, 2, 32)
-CONVT_MICRO_KERNEL(micro_kernel_avx512_f32, CONVT_TARGET_AVX512, float, 12, 2, 64)
-CONVT_MICRO_KERNEL(micro_kernel_avx512_f64, CONVT_TARGET_AVX512, double, 12, 2, 64)
+CONVT_MICRO_KERNEL(micro_kernel_avx2_f32, CONVT_TARGET_AVX2, float, Isa::avx2)
+CONVT_MICRO_KERNEL(micro_kernel_avx2_f64, CONVT_TARGET_AVX2, double, Isa::avx2)
+CONVT_MICRO_KERNEL(micro_kernel_avx512_f32, CONVT_TARGET_AVX512, float, Isa::avx512)
+CONVT_MICRO_KERNEL(micro_kernel_avx512_f64, CONVT_TARGET_AVX512, double, Isa::avx512)
 #endif
 #undef CONVT_MICRO_KERNEL
 
@@ -271,39 +282,47 @@ void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOpe
   }
 }
 
-template <class T, int ROWS, int VECTORS, int BYTES>
+template <class T, Isa ISA>
 void gemm_with(MicroKernel<T> kernel, index_t m, index_t n, index_t k, MatrixOperand<T> a,
                MatrixOperand<T> b, T* c, index_t ldc, bool accumulate) {
-  using TileShape = Tile<T, ROWS, VECTORS, BYTES>;
-  gemm_blocked<T, TileShape::rows, TileShape::cols>(m, n, k, a, b, c, ldc, accumulate, kernel);
+  using Tile = TileOf<ISA>;
+  constexpr int cols = Tile::vectors * Tile::bytes / static_cast<int>(sizeof(T));
+  gemm_blocked<T, Tile::rows, cols>(m, n, k, a, b, c, ldc, accumulate, kernel);
 }
 
-inline void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<float> a,
-                          MatrixOperand<float> b, float* c, index_t ldc, bool accumulate) {
+// The micro-kernels of one element type, by instruction set.
+template <class T>
+struct MicroKernels;
+template <>
+struct MicroKernels<float> {
+  static constexpr MicroKernel<float> portable = micro_kernel_portable_f32;
+#if CONVT_X86_DISPATCH
+  static constexpr MicroKernel<float> avx2 = micro_kernel_avx2_f32;
+  static constexpr MicroKernel<float> avx512 = micro_kernel_avx512_f32;
+#endif
+};
+template <>
+struct MicroKernels<double> {
+  static constexpr MicroKernel<double> portable = micro_kernel_portable_f64;
+#if CONVT_X86_DISPATCH
+  static constexpr MicroKernel<double> avx2 = micro_kernel_avx2_f64;
+  static constexpr MicroKernel<double> avx512 = micro_kernel_avx512_f64;
+#endif
+};
+
+template <class T>
+void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b,
+                   T* c, index_t ldc, bool accumulate) {
 #if CONVT_X86_DISPATCH
   if (isa == Isa::avx512) {
-    return gemm_with<float, 12, 2, 64>(micro_kernel_avx512_f32, m, n, k, a, b, c, ldc, accumulate);
+    return gemm_with<T, Isa::avx512>(MicroKernels<T>::avx512, m, n, k, a, b, c, ldc, accumulate);
   }
   if (isa == Isa::avx2) {
-    return gemm_with<float, 6, 2, 32>(micro_kernel_avx2_f32, m, n, k, a, b, c, ldc, accumulate);
+    return gemm_with<T, Isa::avx2>(MicroKernels<T>::avx2, m, n, k, a, b, c, ldc, accumulate);
   }
 #endif
   (void)isa;
-  gemm_with<float, 4, 2, 16>(micro_kernel_portable_f32, m, n, k, a, b, c, ldc, accumulate);
-}
-
-inline void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<double> a,
-                          MatrixOperand<double> b, double* c, index_t ldc, bool accumulate) {
-#if CONVT_X86_DISPATCH
-  if (isa == Isa::avx512) {
-    return gemm_with<double, 12, 2, 64>(micro_kernel_avx512_f64, m, n, k, a, b, c, ldc, accumulate);
-  }
-  if (isa == Isa::avx2) {
-    return gemm_with<double, 6, 2, 32>(micro_kernel_avx2_f64, m, n, k, a, b, c, ldc, accumulate);
-  }
-#endif
-  (void)isa;
-  gemm_with<double, 4, 2, 16>(micro_kernel_portable_f64, m, n, k, a, b, c, ldc, accumulate);
+  gemm_with<T, Isa::portable>(MicroKernels<T>::portable, m, n, k, a, b, c, ldc, accumulate);
 }
 
 }  // namespace detail
