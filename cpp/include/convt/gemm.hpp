@@ -184,8 +184,9 @@ void pack_b(MatrixOperand<T> b, index_t p0, index_t depth, index_t col0, index_t
 
 inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
-// Panel sizes of one GEMM, chosen from the whole problem: every part of it (the whole, or one
-// thread's share) is blocked the same way, so each element of C is summed in the same order.
+// Panel sizes of one GEMM, chosen from the whole problem and rounded to whole tiles, which is
+// what the packed buffers hold: every part of it (the whole, or one thread's share) is blocked
+// the same way, so each element of C is summed in the same order.
 struct Panels {
   index_t rows;
   index_t cols;
@@ -235,7 +236,8 @@ void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOpe
   const Blocking blocking;
   const Panels panels{std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
                                         ceil_div(m, TILE_ROWS) * TILE_ROWS),
-                      std::min<index_t>(blocking.cols, ceil_div(n, TILE_COLS) * TILE_COLS),
+                      std::min<index_t>(ceil_div(blocking.cols, TILE_COLS) * TILE_COLS,
+                                        ceil_div(n, TILE_COLS) * TILE_COLS),
                       std::min<index_t>(blocking.depth, k)};
   const index_t a_size = panels.rows * panels.depth;
   const index_t b_size = panels.cols * panels.depth;
