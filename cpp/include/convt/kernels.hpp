@@ -83,19 +83,18 @@ MatrixOperand<T> lowered_x(const ConvGeometry& g, const T* x, index_t group, Col
   return row_major(lowered, block.columns());
 }
 
-// Runs body(block) for every block. With enough units, threads take whole units and each GEMM
-// runs on one core, its operands staying in that core's cache; otherwise the units run in order
-// and each GEMM is threaded. Either way each output is summed in the same order.
+// Runs body(block) for every block. With a unit for each thread, threads take whole units and
+// each GEMM runs on one core, its operands staying in that core's cache; otherwise each GEMM is
+// threaded. Either way each output is summed in the same order.
 template <class Body>
 void for_each_block(const ConvGeometry& g, Body&& body) {
   const BlockPlan plan = plan_blocks(g);
   const double work =
       static_cast<double>(g.batch) * g.y_channels * g.lowered_rows() * g.y_spatial();
   int threads = threads_for(work);
-  if (plan.units < 2 * threads && plan.units != threads) threads = 1;
-  parallel_ranges(plan.units, threads, [&](index_t first, index_t last) {
-    for (index_t unit = first; unit < last; ++unit) for_each_block_of_unit(g, plan, unit, body);
-  });
+  if (plan.units < threads) threads = 1;
+  parallel_for(plan.units, threads,
+               [&](index_t unit) { for_each_block_of_unit(g, plan, unit, body); });
 }
 
 template <class T>
@@ -172,20 +171,18 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
       static_cast<double>(g.batch) * g.y_channels * rows * static_cast<double>(g.y_spatial());
   int threads = std::min(detail::threads_for(work), lanes);
   if (plan.units < lanes) threads = 1;
-  detail::parallel_ranges(lanes, threads, [&](index_t first_lane, index_t last_lane) {
-    for (index_t lane = first_lane; lane < last_lane; ++lane) {
-      for (index_t unit = lane; unit < plan.units; unit += lanes) {
-        detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
-          for (index_t group = 0; group < g.groups; ++group) {
-            const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
-            const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
-            gemm<T>(g.y_channels_per_group(), rows, block.columns(),
-                    MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
-                    lane_sum(lane) + group * g.y_channels_per_group() * rows, rows, started[lane]);
-          }
-          started[lane] = true;
-        });
-      }
+  detail::parallel_for(lanes, threads, [&](index_t lane) {
+    for (index_t unit = lane; unit < plan.units; unit += lanes) {
+      detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
+        for (index_t group = 0; group < g.groups; ++group) {
+          const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
+          const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
+          gemm<T>(g.y_channels_per_group(), rows, block.columns(),
+                  MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
+                  lane_sum(lane) + group * g.y_channels_per_group() * rows, rows, started[lane]);
+        }
+        started[lane] = true;
+      });
     }
   });
   if (!started[0]) std::fill_n(dw, size, T(0));

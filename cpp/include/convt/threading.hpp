@@ -54,27 +54,21 @@ inline int threads_for(double work) {
 #endif
 }
 
-// Runs body(first, last) on `threads` threads, each with a contiguous share of [0, count). An
-// exception thrown on any thread is caught there and rethrown here once all have finished, as
-// one must never leave an OpenMP region.
+// Runs body(i) for every i in [0, count) on `threads` threads, which take the next index as they
+// become free, so a thread that loses its core for a while delays no one. Callers make body(i)
+// compute the same whichever thread runs it. An exception thrown on any thread is caught there
+// and rethrown here once all have finished, as one must never leave an OpenMP region.
 template <class Body>
-void parallel_ranges(index_t count, int threads, Body&& body) {
+void parallel_for(index_t count, int threads, Body&& body) {
   if (threads <= 1 || count <= 1) {
-    body(index_t{0}, count);
+    for (index_t i = 0; i < count; ++i) body(i);
     return;
   }
   std::exception_ptr failure;
-#pragma omp parallel num_threads(threads)
-  {
-#ifdef _OPENMP
-    const int t = omp_get_thread_num();
-    const int team = omp_get_num_threads();
-#else
-    const int t = 0;
-    const int team = 1;
-#endif
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (index_t i = 0; i < count; ++i) {
     try {
-      body(count * t / team, count * (t + 1) / team);
+      body(i);
     } catch (...) {
 #pragma omp critical(convt_failure)
       if (!failure) failure = std::current_exception();
