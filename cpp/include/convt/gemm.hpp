@@ -152,9 +152,19 @@ void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t 
   const index_t first = sliver * tile_rows;
   const index_t count = std::min<index_t>(tile_rows, rows - first);
   T* out = packed + sliver * tile_rows * depth;
+  if (a.col_stride == 1) {
+    // Rows are contiguous: read each along its length.
+    for (index_t r = 0; r < count; ++r) {
+      const T* row = a.data + (row0 + first + r) * a.row_stride + p0;
+      for (index_t p = 0; p < depth; ++p) out[p * tile_rows + r] = row[p];
+    }
+  } else {
+    for (index_t p = 0; p < depth; ++p) {
+      for (index_t r = 0; r < count; ++r) out[p * tile_rows + r] = a(row0 + first + r, p0 + p);
+    }
+  }
   for (index_t p = 0; p < depth; ++p) {
-    for (index_t r = 0; r < count; ++r) out[p * tile_rows + r] = a(row0 + first + r, p0 + p);
-    for (index_t r = count; r < tile_rows; ++r) out[p * tile_rows + r] = T(0);
+    std::fill(out + p * tile_rows + count, out + (p + 1) * tile_rows, T(0));
   }
 }
 

@@ -38,7 +38,7 @@ struct BlockPlan {
 
 inline BlockPlan plan_blocks(const ConvGeometry& g) {
   const index_t outputs = g.y_spatial();
-  const index_t columns = std::max<index_t>(128, lowered_block_elements / g.lowered_rows());
+  const index_t columns = std::max<index_t>(512, lowered_block_elements / g.lowered_rows());
   if (outputs >= columns) return {columns, true, 1, g.batch};
   const index_t per_block = columns / outputs;
   return {columns, false, per_block, (g.batch + per_block - 1) / per_block};
