@@ -182,10 +182,15 @@ void pack_b(MatrixOperand<T> b, index_t p0, index_t depth, index_t col0, index_t
     }
     return;
   }
-  // A transposed operand: read each column along its contiguous direction.
-  for (index_t j = 0; j < count; ++j) {
-    const T* column = b.data + p0 * b.row_stride + (col0 + first + j) * b.col_stride;
-    for (index_t p = 0; p < depth; ++p) out[p * tile_cols + j] = column[p * b.row_stride];
+  // A transposed operand: read each column along its contiguous direction, a stretch of rows
+  // at a time so that the rows being written stay in L1.
+  constexpr index_t stretch = 64;
+  for (index_t p1 = 0; p1 < depth; p1 += stretch) {
+    const index_t p2 = std::min(depth, p1 + stretch);
+    for (index_t j = 0; j < count; ++j) {
+      const T* column = b.data + p0 * b.row_stride + (col0 + first + j) * b.col_stride;
+      for (index_t p = p1; p < p2; ++p) out[p * tile_cols + j] = column[p * b.row_stride];
+    }
   }
   for (index_t p = 0; p < depth; ++p) {
     std::fill(out + p * tile_cols + count, out + (p + 1) * tile_cols, T(0));

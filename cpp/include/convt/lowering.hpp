@@ -150,6 +150,12 @@ void im2col(const ConvGeometry& g, const T* x, index_t x_sample_stride, ColumnBl
   }
 }
 
+// out[o] += in[o] for o in [first, last); the lowered matrix and x never overlap.
+template <class T>
+void add_to(T* __restrict out, const T* __restrict in, index_t first, index_t last) {
+  for (index_t o = first; o < last; ++o) out[o] += in[o];
+}
+
 // The adjoint of im2col: x[s, c, i] += lowered[(c, tap), (s, o)] for every (tap, o) reading i.
 // Each thread owns whole (sample, channel) planes, so every sum runs in the same order for any
 // thread count.
@@ -171,8 +177,12 @@ void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
                           [&](index_t row, index_t column, index_t x_offset, Range, Range inside) {
                             const T* in = sample_columns + row * columns + column;
                             T* out = target + x_offset;
-                            for (index_t o = inside.first; o < inside.last; ++o) {
-                              out[o * stride] += in[o];
+                            if (stride == 1) {
+                              add_to(out, in, inside.first, inside.last);
+                            } else {
+                              for (index_t o = inside.first; o < inside.last; ++o) {
+                                out[o * stride] += in[o];
+                              }
                             }
                           });
   }
