@@ -42,6 +42,13 @@ void for_each_y_plane(const ConvGeometry& g, Visit&& visit) {
   }
 }
 
+// out[o] += weight * in[o] for o in [first, last); x and y never overlap, which lets the
+// compiler vectorise it.
+template <class T>
+void axpy(T* __restrict out, const T* __restrict in, T weight, index_t first, index_t last) {
+  for (index_t o = first; o < last; ++o) out[o] += weight * in[o];
+}
+
 template <class T>
 void direct_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   const index_t outputs = g.y_spatial();
@@ -56,8 +63,12 @@ void direct_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
                             const T weight = weights[row];
                             const T* in = source + x_offset;
                             T* out = target + column;
-                            for (index_t o = inside.first; o < inside.last; ++o) {
-                              out[o] += weight * in[o * stride];
+                            if (stride == 1) {
+                              axpy(out, in, weight, inside.first, inside.last);
+                            } else {
+                              for (index_t o = inside.first; o < inside.last; ++o) {
+                                out[o] += weight * in[o * stride];
+                              }
                             }
                           });
   });
