@@ -194,26 +194,27 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
 }
 
 // output[n, c, ...] += bias[c] over the layer's output (y for a convolution, x for a transposed
-// one).
+// one), threaded over planes.
 template <class T>
 void add_bias(const ConvGeometry& g, const T* bias, T* output) {
   const index_t channels = g.output_channels();
   const index_t spatial = g.kind == ConvKind::convolution ? g.y_spatial() : g.x_spatial();
-  for (index_t n = 0; n < g.batch; ++n) {
-    for (index_t c = 0; c < channels; ++c) {
-      T* plane = output + (n * channels + c) * spatial;
-      const T value = bias[c];
-      for (index_t i = 0; i < spatial; ++i) plane[i] += value;
-    }
-  }
+  const index_t planes = g.batch * channels;
+  detail::parallel_for(planes, detail::threads_for(4.0 * planes * spatial), [&](index_t plane) {
+    T* values = output + plane * spatial;
+    const T value = bias[plane % channels];
+    for (index_t i = 0; i < spatial; ++i) values[i] += value;
+  });
 }
 
-// grad_bias[c] = sum of grad_output[n, c, ...], summed in double in a fixed order.
+// grad_bias[c] = sum of grad_output[n, c, ...], summed in double in a fixed order by one thread
+// per channel.
 template <class T>
 void bias_backward(const ConvGeometry& g, const T* grad_output, T* grad_bias) {
   const index_t channels = g.output_channels();
   const index_t spatial = g.kind == ConvKind::convolution ? g.y_spatial() : g.x_spatial();
-  for (index_t c = 0; c < channels; ++c) {
+  const double work = 4.0 * g.batch * channels * spatial;
+  detail::parallel_for(channels, detail::threads_for(work), [&](index_t c) {
     double total = 0.0;
     for (index_t n = 0; n < g.batch; ++n) {
       const T* plane = grad_output + (n * channels + c) * spatial;
@@ -226,7 +227,7 @@ void bias_backward(const ConvGeometry& g, const T* grad_output, T* grad_bias) {
       total += (partial[0] + partial[1]) + (partial[2] + partial[3]);
     }
     grad_bias[c] = static_cast<T>(total);
-  }
+  });
 }
 
 }  // namespace convt
