@@ -101,8 +101,12 @@ void direct_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
             const T weight = weights[row];
             const T* in = source + column;
             T* out = target + x_offset;
-            for (index_t o = inside.first; o < inside.last; ++o) {
-              out[o * stride] += weight * in[o];
+            if (stride == 1) {
+              axpy(out, in, weight, inside.first, inside.last);
+            } else {
+              for (index_t o = inside.first; o < inside.last; ++o) {
+                out[o * stride] += weight * in[o];
+              }
             }
           });
     }
