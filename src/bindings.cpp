@@ -284,6 +284,7 @@ PYBIND11_MODULE(_core, m) {
                              [](const ConvGeometry& g) { return spatial(g, g.dilation); })
       .def_property_readonly("output_padding",
                              [](const ConvGeometry& g) { return spatial(g, g.output_padding); })
+      .def_property_readonly("algorithm", &convt::algorithm)
       .def_property_readonly(
           "input_shape", [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
       .def_property_readonly(

@@ -1,8 +1,9 @@
 """Every GEMM micro-kernel (convt.supported_isas(): portable, avx2, avx512), forced with
 convt.set_isa or the CONVT_ISA environment variable, agrees with the plain-loop reference on
 shapes that reach its edge cases: partial register tiles, depth blocking (K > 256), row blocking
-(M > 480), column blocking (N > 4096) and the 1x1 pointwise path, for the forward pass and every
-gradient, in float32 and float64."""
+(M > 480), column blocking (N > 4096), and each way of lowering (Geometry.algorithm: the
+stride-1 shifted copy with its padding, cropping and segments, the 1x1 pointwise path and
+im2col), for the forward pass and every gradient, in float32 and float64."""
 
 import functools
 import json
@@ -53,6 +54,66 @@ CASES = {
     ),
     "transposed deep": (True, (2, 300, 5), (300, 7, 3), (3,), (1,), (2,), 1, (2,)),
     "transposed long": (True, (1, 3, 4500), (3, 2, 2), (1,), (0,), (1,), 1, (0,)),
+    "shifted deep": (False, (2, 40, 12, 12), (9, 40, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    # padding beyond dilation * (kernel - 1): the input gradient's padded copy crops dy
+    "shifted cropping": (False, (2, 5, 17, 16), (6, 5, 3, 3), (1, 1), (3, 2), (1, 1), 1, None),
+    "shifted transposed dilated": (
+        True,
+        (2, 7, 20, 19),
+        (7, 4, 3, 3),
+        (1, 1),
+        (1, 2),
+        (2, 2),
+        1,
+        (1, 0),
+    ),
+    # one sample per block: a GEMM per output plane
+    "shifted 3d planes grouped": (
+        False,
+        (1, 4, 6, 7, 8),
+        (6, 2, 3, 3, 2),
+        (1, 1, 1),
+        (1, 1, 0),
+        (1, 1, 1),
+        2,
+        None,
+    ),
+    # several samples per block, padding planes between them
+    "shifted 3d samples": (
+        False,
+        (2, 2, 4, 12, 12),
+        (3, 2, 1, 3, 3),
+        (1, 1, 1),
+        (0, 1, 1),
+        (1, 1, 1),
+        1,
+        None,
+    ),
+    "shifted small images": (False, (5, 3, 10, 9), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    # stride 1, but the padded grid would be four times the output: im2col
+    "stride 1 wasteful": (False, (2, 16, 8, 8), (16, 16, 5, 5), (1, 1), (0, 0), (1, 1), 1, None),
+}
+
+ALGORITHMS = {
+    "odd tiles 2d": "shifted",
+    "deep K > 256": "im2col",
+    "M > 480 forward": "shifted",
+    "M > 480 input gradient": "shifted",
+    "N > 4096": "shifted",
+    "pointwise": "pointwise",
+    "pointwise grouped": "pointwise",
+    "strided dilated grouped 3d": "im2col",
+    "transposed odd tiles": "im2col",
+    "transposed pointwise": "pointwise",
+    "transposed deep": "im2col",
+    "transposed long": "shifted",
+    "shifted deep": "shifted",
+    "shifted cropping": "shifted",
+    "shifted transposed dilated": "shifted",
+    "shifted 3d planes grouped": "shifted",
+    "shifted 3d samples": "shifted",
+    "shifted small images": "shifted",
+    "stride 1 wasteful": "im2col",
 }
 
 
@@ -100,6 +161,38 @@ def run_convt(name, dtype):
     y = getattr(functional, op)(x, w, b, **kwargs)
     grads = getattr(functional, f"{op}_backward")(dy, x, w, **kwargs)
     return (y, *grads)
+
+
+def geometry(name, x_shape=None):
+    transposed, shape, w_shape, stride, padding, dilation, groups, output_padding = CASES[name]
+    x = np.empty(x_shape or shape, dtype=np.float32)
+    w = np.empty(w_shape, dtype=np.float32)
+    dims = len(shape) - 2
+    if transposed:
+        return functional._conv_transpose_geometry(
+            dims, x, w, stride, padding, output_padding, groups, dilation, None
+        )
+    return functional._conv_geometry(dims, x, w, stride, padding, dilation, groups)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_case_takes_the_path_it_is_named_for(name):
+    assert set(ALGORITHMS) == set(CASES)
+    assert geometry(name).algorithm == ALGORITHMS[name]
+
+
+def test_a_stride_1_layer_too_large_for_one_padded_copy_falls_back_to_im2col():
+    """The shifted path holds one sample's padded group in scratch, up to 2**22 elements."""
+    assert geometry("odd tiles 2d", (1, 5, 2000, 2000)).algorithm == "im2col"
+    assert geometry("odd tiles 2d", (1, 5, 700, 700)).algorithm == "shifted"
+
+
+def test_tiny_and_depthwise_layers_skip_the_gemm():
+    assert geometry("odd tiles 2d", (1, 5, 3, 3)).algorithm == "direct"
+    depthwise = functional._conv_geometry(
+        2, np.empty((2, 8, 30, 30)), np.empty((8, 1, 3, 3)), (1, 1), (1, 1), (1, 1), 8
+    )
+    assert depthwise.algorithm == "direct"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

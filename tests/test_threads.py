@@ -22,7 +22,7 @@ def normal(shape, dtype):
 def layer_calls(dtype):
     """(name, call) pairs covering forward and backward of both kinds of layer, from tiny
     shapes to ones large enough for convt's own threads (several samples per GEMM, a slice of
-    one sample, pointwise, grouped, strided)."""
+    one sample, one sample's GEMMs split between threads, pointwise, grouped, strided)."""
     calls = []
     shapes = [  # (input, weight, kwargs) of a convolution
         ((2, 3, 7), (4, 3, 3), dict(stride=2, padding=1)),
@@ -30,6 +30,8 @@ def layer_calls(dtype):
         ((2, 2, 5, 4, 6), (2, 2, 2, 3, 1), dict(stride=(1, 2, 3))),
         ((16, 8, 12, 12), (16, 8, 3, 3), dict(padding=1)),  # many small samples
         ((2, 32, 40, 40), (48, 32, 3, 3), dict(padding=1)),  # large samples
+        ((1, 32, 48, 48), (32, 32, 3, 3), dict(padding=1)),  # one sample: threaded GEMMs
+        ((1, 8, 10, 24, 24), (8, 8, 3, 3, 3), dict(padding=1)),  # a GEMM per output plane
         ((3, 64, 20, 20), (96, 64, 1, 1), dict()),  # pointwise
         ((2, 300, 16, 16), (20, 300, 2, 2), dict(stride=2)),  # deep reduction
         ((2, 16, 4000), (8, 16, 5), dict(dilation=3)),  # long 1-d signal

@@ -8,7 +8,7 @@ before calling here, and the functions below raise TypeError or ValueError for a
 # ruff: noqa: N803
 
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 from numpy.typing import ArrayLike, NDArray
 
@@ -21,6 +21,8 @@ class Geometry:
     def name(self) -> str: ...
     @property
     def transposed(self) -> bool: ...
+    @property
+    def algorithm(self) -> Literal["direct", "shifted", "pointwise", "im2col"]: ...
     @property
     def dims(self) -> int: ...
     @property

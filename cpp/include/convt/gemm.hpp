@@ -20,12 +20,39 @@ struct MatrixOperand {
 
   T operator()(index_t i, index_t j) const { return data[i * row_stride + j * col_stride]; }
   MatrixOperand transposed() const { return {data, col_stride, row_stride}; }
+  MatrixOperand columns_from(index_t col) const {
+    return {data + col * col_stride, row_stride, col_stride};
+  }
+
+  // How the packing reads it: along rows when they are contiguous, else along columns.
+  bool rows_contiguous() const { return col_stride == 1; }
+  const T* at(index_t i, index_t j) const { return data + i * row_stride + j * col_stride; }
+  index_t column_step() const { return row_stride; }
 };
 
 template <class T>
 MatrixOperand<T> row_major(const T* data, index_t cols) {
   return {data, cols, 1};
 }
+
+// A read-only matrix given by a table of row pointers: element (i, j) is rows[i][offset + j],
+// or, transposed, rows[j][offset + i]. The lowered matrix of a stride-1 convolution is one (see
+// shifted.hpp): each of its rows is a run of the padded input.
+template <class T>
+struct RowTable {
+  const T* const* rows;
+  index_t offset;
+  bool transposed;
+
+  RowTable columns_from(index_t col) const {
+    return transposed ? RowTable{rows + col, offset, true} : RowTable{rows, offset + col, false};
+  }
+  bool rows_contiguous() const { return !transposed; }
+  const T* at(index_t i, index_t j) const {
+    return transposed ? rows[j] + offset + i : rows[i] + offset + j;
+  }
+  index_t column_step() const { return 1; }
+};
 
 namespace detail {
 
@@ -168,32 +195,41 @@ void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t 
   }
 }
 
-template <class T>
-void pack_b(MatrixOperand<T> b, index_t p0, index_t depth, index_t col0, index_t cols,
-            int tile_cols, index_t sliver, T* packed) {
-  const index_t first = sliver * tile_cols;
-  const index_t count = std::min<index_t>(tile_cols, cols - first);
-  T* out = packed + sliver * tile_cols * depth;
-  if (b.col_stride == 1) {
+template <int TILE_COLS, class T, class OperandB>
+void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, index_t sliver,
+            T* packed) {
+  const index_t first = sliver * TILE_COLS;
+  const index_t count = std::min<index_t>(TILE_COLS, cols - first);
+  T* out = packed + sliver * TILE_COLS * depth;
+  if (b.rows_contiguous()) {
+    if (count == TILE_COLS) {
+      // A whole sliver: a fixed-length copy the compiler unrolls, not a library call per row.
+      for (index_t p = 0; p < depth; ++p) {
+        const T* row = b.at(p0 + p, col0 + first);
+        T* target = out + p * TILE_COLS;
+        for (int j = 0; j < TILE_COLS; ++j) target[j] = row[j];
+      }
+      return;
+    }
     for (index_t p = 0; p < depth; ++p) {
-      const T* row = b.data + (p0 + p) * b.row_stride + col0 + first;
-      std::copy_n(row, count, out + p * tile_cols);
-      std::fill(out + p * tile_cols + count, out + (p + 1) * tile_cols, T(0));
+      std::copy_n(b.at(p0 + p, col0 + first), count, out + p * TILE_COLS);
+      std::fill(out + p * TILE_COLS + count, out + (p + 1) * TILE_COLS, T(0));
     }
     return;
   }
-  // A transposed operand: read each column along its contiguous direction, a stretch of rows
-  // at a time so that the rows being written stay in L1.
+  // Columns are contiguous (a transposed operand): read each along its length, a stretch of
+  // rows at a time so that the rows being written stay in L1.
   constexpr index_t stretch = 64;
+  const index_t step = b.column_step();
   for (index_t p1 = 0; p1 < depth; p1 += stretch) {
     const index_t p2 = std::min(depth, p1 + stretch);
     for (index_t j = 0; j < count; ++j) {
-      const T* column = b.data + p0 * b.row_stride + (col0 + first + j) * b.col_stride;
-      for (index_t p = p1; p < p2; ++p) out[p * tile_cols + j] = column[p * b.row_stride];
+      const T* column = b.at(p0, col0 + first + j);
+      for (index_t p = p1; p < p2; ++p) out[p * TILE_COLS + j] = column[p * step];
     }
   }
   for (index_t p = 0; p < depth; ++p) {
-    std::fill(out + p * tile_cols + count, out + (p + 1) * tile_cols, T(0));
+    std::fill(out + p * TILE_COLS + count, out + (p + 1) * TILE_COLS, T(0));
   }
 }
 
@@ -209,10 +245,9 @@ struct Panels {
 };
 
 // One thread's blocked GEMM over its share of C, packing into its own buffers.
-template <class T, int TILE_ROWS, int TILE_COLS>
-void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
-                 index_t ldc, bool accumulate, MicroKernel<T> kernel, Panels panels, T* packed_a,
-                 T* packed_b) {
+template <class T, int TILE_ROWS, int TILE_COLS, class OperandB>
+void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c, index_t ldc,
+                 bool accumulate, MicroKernel<T> kernel, Panels panels, T* packed_a, T* packed_b) {
   for (index_t col0 = 0; col0 < n; col0 += panels.cols) {
     const index_t cols = std::min(panels.cols, n - col0);
     const index_t col_slivers = ceil_div(cols, TILE_COLS);
@@ -220,7 +255,7 @@ void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOper
       const index_t depth = std::min(panels.depth, k - p0);
       const bool add = accumulate || p0 > 0;
       for (index_t s = 0; s < col_slivers; ++s) {
-        pack_b(b, p0, depth, col0, cols, TILE_COLS, s, packed_b);
+        pack_b<TILE_COLS>(b, p0, depth, col0, cols, s, packed_b);
       }
       for (index_t row0 = 0; row0 < m; row0 += panels.rows) {
         const index_t rows = std::min(panels.rows, m - row0);
@@ -245,8 +280,8 @@ void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOper
 // Threads split C into contiguous bands of whole tiles (of columns when there are enough,
 // else of rows) and each computes its band alone: one fork and one join per GEMM, no barrier
 // in between, which matters when a core is shared and a waiting thread loses its time slice.
-template <class T, int TILE_ROWS, int TILE_COLS>
-void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+template <class T, int TILE_ROWS, int TILE_COLS, class OperandB>
+void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c,
                   index_t ldc, bool accumulate, MicroKernel<T> kernel) {
   const Blocking blocking;
   const Panels panels{std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
@@ -281,9 +316,8 @@ void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOpe
       const index_t col0 = first * TILE_COLS;
       const index_t cols = std::min(last * TILE_COLS, n) - col0;
       if (cols > 0) {
-        const MatrixOperand<T> b_band{b.data + col0 * b.col_stride, b.row_stride, b.col_stride};
-        gemm_serial<T, TILE_ROWS, TILE_COLS>(m, cols, k, a, b_band, c + col0, ldc, accumulate,
-                                             kernel, panels, packed_a + t * a_size,
+        gemm_serial<T, TILE_ROWS, TILE_COLS>(m, cols, k, a, b.columns_from(col0), c + col0, ldc,
+                                             accumulate, kernel, panels, packed_a + t * a_size,
                                              packed_b + t * b_size);
       }
     } else {
@@ -299,9 +333,9 @@ void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOpe
   }
 }
 
-template <class T, Isa ISA>
+template <class T, Isa ISA, class OperandB>
 void gemm_with(MicroKernel<T> kernel, index_t m, index_t n, index_t k, MatrixOperand<T> a,
-               MatrixOperand<T> b, T* c, index_t ldc, bool accumulate) {
+               OperandB b, T* c, index_t ldc, bool accumulate) {
   using Tile = TileOf<ISA>;
   constexpr int cols = Tile::vectors * Tile::bytes / static_cast<int>(sizeof(T));
   gemm_blocked<T, Tile::rows, cols>(m, n, k, a, b, c, ldc, accumulate, kernel);
@@ -327,9 +361,9 @@ struct MicroKernels<double> {
 #endif
 };
 
-template <class T>
-void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b,
-                   T* c, index_t ldc, bool accumulate) {
+template <class T, class OperandB>
+void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c,
+                   index_t ldc, bool accumulate) {
 #if CONVT_X86_DISPATCH
   if (isa == Isa::avx512) {
     return gemm_with<T, Isa::avx512>(MicroKernels<T>::avx512, m, n, k, a, b, c, ldc, accumulate);
@@ -345,11 +379,11 @@ void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<T> a,
 }  // namespace detail
 
 // C (m x n, row-major, leading dimension ldc) = A (m x k) . B (k x n), or C += A . B when
-// `accumulate` is set. Each element of C is summed in the same order whatever the number of
-// threads, so results do not depend on it.
-template <class T>
-void gemm(index_t m, index_t n, index_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
-          index_t ldc, bool accumulate) {
+// `accumulate` is set. B is a MatrixOperand<T> or a RowTable<T>. Each element of C is summed in the
+// same order whatever the number of threads, so results do not depend on it.
+template <class T, class OperandB>
+void gemm(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c, index_t ldc,
+          bool accumulate) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "convt computes in float or double");
   if (m <= 0 || n <= 0) return;

@@ -7,6 +7,7 @@
 #include "gemm.hpp"
 #include "geometry.hpp"
 #include "lowering.hpp"
+#include "shifted.hpp"
 #include "threading.hpp"
 #include "workspace.hpp"
 
@@ -19,7 +20,9 @@
 //
 // plus the bias pair add/sum over the output's channels. Each lowers one group of one block of
 // columns at a time (several small samples, or a slice of one large sample) through im2col /
-// col2im into a GEMM, so scratch memory is bounded whatever the batch size.
+// col2im into a GEMM, so scratch memory is bounded whatever the batch size. Stride-1 layers
+// instead read a padded copy of their input in place (shifted.hpp), and tiny or depthwise ones
+// skip the GEMM (direct.hpp).
 
 namespace convt {
 namespace detail {
@@ -104,11 +107,23 @@ const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
 
 }  // namespace detail
 
+// How the kernels compute a geometry: "direct" (tiny or depthwise layers, no GEMM), "shifted"
+// (stride 1: a GEMM over a padded copy of the input), "pointwise" (1x1: a GEMM over the input
+// itself) or "im2col" (a GEMM over im2col blocks).
+inline const char* algorithm(const ConvGeometry& g) {
+  if (detail::prefers_direct(g)) return "direct";
+  if (detail::prefers_shifted(g)) return "shifted";
+  if (g.is_pointwise()) return "pointwise";
+  return "im2col";
+}
+
 // y = x (*) w: cross-correlation with stride, padding, dilation and groups, as PyTorch's conv.
 // x: x_shape(), w: weight_shape(), y: y_shape(); y is overwritten.
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   if (detail::prefers_direct(g)) return detail::direct_forward(g, x, w, y);
+  if (detail::prefers_shifted(g))
+    return detail::shifted_forward(detail::forward_problem(g), x, w, y);
   const index_t rows = g.lowered_rows();
   detail::for_each_block(g, [&](detail::ColumnBlock block) {
     for (index_t group = 0; group < g.groups; ++group) {
@@ -126,6 +141,10 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
 template <class T>
 void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   if (detail::prefers_direct(g)) return detail::direct_backward_input(g, dy, w, dx);
+  if (detail::prefers_shifted(g)) {
+    return detail::shifted_forward(detail::backward_input_problem(g), dy, detail::flip_weight(g, w),
+                                   dx);
+  }
   const index_t rows = g.lowered_rows();
   const index_t sample_stride = g.x_channels * g.x_spatial();
   detail::for_each_block(g, [&](detail::ColumnBlock block) {
@@ -153,36 +172,24 @@ void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) 
   });
 }
 
-// dw = the gradient of conv_forward for its weight: the sum over column blocks of
-// dy_block . lowered_block^T. The units of work are dealt round-robin to a fixed number of
-// partial sums, each summed in order by one thread and added up in order at the end, so the
-// result is the same for any number of threads. dw is overwritten.
-template <class T>
-void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
-  if (detail::prefers_direct(g)) return detail::direct_backward_weight(g, x, dy, dw);
+namespace detail {
+
+// dw = the sum over units of work of add_unit(unit, sum, accumulate), which adds the unit's
+// share to `sum` (or writes it there unless `accumulate`). Units are dealt round-robin to a
+// fixed number of partial sums, each summed in order by one thread and added up in order at the
+// end, so the result is the same for any number of threads.
+template <class T, class AddUnit>
+void sum_in_lanes(index_t units, double work, index_t size, T* dw, AddUnit&& add_unit) {
   constexpr int lanes = 4;
-  const index_t rows = g.lowered_rows();
-  const index_t size = g.y_channels * rows;
-  const detail::BlockPlan plan = detail::plan_blocks(g);
-  T* partial_sums = detail::scratch<T>(detail::Scratch::partial_sums, size * (lanes - 1));
+  T* partial_sums = scratch<T>(Scratch::partial_sums, size * (lanes - 1));
   auto lane_sum = [&](index_t lane) { return lane == 0 ? dw : partial_sums + (lane - 1) * size; };
   bool started[lanes] = {false, false, false, false};
-  const double work =
-      static_cast<double>(g.batch) * g.y_channels * rows * static_cast<double>(g.y_spatial());
-  int threads = std::min(detail::threads_for(work), lanes);
-  if (plan.units < lanes) threads = 1;
-  detail::parallel_for(lanes, threads, [&](index_t lane) {
-    for (index_t unit = lane; unit < plan.units; unit += lanes) {
-      detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
-        for (index_t group = 0; group < g.groups; ++group) {
-          const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
-          const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
-          gemm<T>(g.y_channels_per_group(), rows, block.columns(),
-                  MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
-                  lane_sum(lane) + group * g.y_channels_per_group() * rows, rows, started[lane]);
-        }
-        started[lane] = true;
-      });
+  int threads = std::min(threads_for(work), lanes);
+  if (units < lanes) threads = 1;
+  parallel_for(lanes, threads, [&](index_t lane) {
+    for (index_t unit = lane; unit < units; unit += lanes) {
+      add_unit(unit, lane_sum(lane), started[lane]);
+      started[lane] = true;
     }
   });
   if (!started[0]) std::fill_n(dw, size, T(0));
@@ -191,6 +198,40 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
     const T* sum = lane_sum(lane);
     for (index_t i = 0; i < size; ++i) dw[i] += sum[i];
   }
+}
+
+}  // namespace detail
+
+// dw = the gradient of conv_forward for its weight: the sum over column blocks of
+// dy_block . lowered_block^T, summed the same way for any number of threads. dw is overwritten.
+template <class T>
+void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
+  if (detail::prefers_direct(g)) return detail::direct_backward_weight(g, x, dy, dw);
+  const index_t rows = g.lowered_rows();
+  const index_t size = g.y_channels * rows;
+  const double work =
+      static_cast<double>(g.batch) * g.y_channels * rows * static_cast<double>(g.y_spatial());
+  if (detail::prefers_shifted(g)) {
+    const detail::ShiftedProblem p = detail::forward_problem(g);
+    detail::sum_in_lanes(detail::sample_blocks(p), work, size, dw,
+                         [&](index_t block, T* sum, bool accumulate) {
+                           detail::shifted_weight_block(p, x, dy, block, sum, accumulate);
+                         });
+    return;
+  }
+  const detail::BlockPlan plan = detail::plan_blocks(g);
+  detail::sum_in_lanes(plan.units, work, size, dw, [&](index_t unit, T* sum, bool accumulate) {
+    detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
+      for (index_t group = 0; group < g.groups; ++group) {
+        const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
+        const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
+        gemm<T>(g.y_channels_per_group(), rows, block.columns(),
+                MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
+                sum + group * g.y_channels_per_group() * rows, rows, accumulate);
+      }
+      accumulate = true;
+    });
+  });
 }
 
 // output[n, c, ...] += bias[c] over the layer's output (y for a convolution, x for a transposed

@@ -15,7 +15,16 @@ namespace detail {
 // Scratch memory that lives as long as the calling thread and only grows: a call reuses what
 // the previous call on the same thread left, so steady-state calls allocate nothing and take no
 // page faults. Each user thread has its own, so concurrent calls never share scratch.
-enum class Scratch { lowered, gathered, packed_a, packed_b, partial_sums, count };
+enum class Scratch {
+  lowered,
+  gathered,
+  packed_a,
+  packed_b,
+  partial_sums,
+  row_table,
+  flipped_weight,
+  count
+};
 
 class ScratchArena {
  public:
