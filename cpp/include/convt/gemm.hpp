@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "geometry.hpp"
 #include "isa.hpp"
@@ -14,12 +15,16 @@ namespace convt {
 // transposed operand is the same memory with its strides swapped.
 template <class T>
 struct MatrixOperand {
+  static constexpr bool packs_itself = false;
   const T* data;
   index_t row_stride;
   index_t col_stride;
 
   T operator()(index_t i, index_t j) const { return data[i * row_stride + j * col_stride]; }
   MatrixOperand transposed() const { return {data, col_stride, row_stride}; }
+  MatrixOperand rows_from(index_t row) const {
+    return {data + row * row_stride, row_stride, col_stride};
+  }
   MatrixOperand columns_from(index_t col) const {
     return {data + col * col_stride, row_stride, col_stride};
   }
@@ -40,6 +45,7 @@ MatrixOperand<T> row_major(const T* data, index_t cols) {
 // shifted.hpp): each of its rows is a run of the padded input.
 template <class T>
 struct RowTable {
+  static constexpr bool packs_itself = false;
   const T* const* rows;
   index_t offset;
   bool transposed;
@@ -52,6 +58,19 @@ struct RowTable {
     return transposed ? rows[j] + offset + i : rows[i] + offset + j;
   }
   index_t column_step() const { return 1; }
+};
+
+// The A operand packed once for one instruction set's micro-kernels (pack_for_gemm), so that
+// the GEMMs of many blocks share one packing: slivers of the tile's rows, each stored
+// [depth][tile rows] and zero-padded past the last row.
+template <class T>
+struct PackedA {
+  const T* data;
+  index_t depth;
+  Isa isa;
+
+  // `row` is a multiple of the tile's rows.
+  PackedA rows_from(index_t row) const { return {data + row * depth, depth, isa}; }
 };
 
 namespace detail {
@@ -195,24 +214,33 @@ void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t 
   }
 }
 
+inline int tile_rows(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return TileOf<Isa::avx512>::rows;
+    case Isa::avx2:
+      return TileOf<Isa::avx2>::rows;
+    default:
+      return TileOf<Isa::portable>::rows;
+  }
+}
+
+// Packs B's rows [p0, p0 + depth) and columns [first, first + count) as [depth][TILE_COLS].
 template <int TILE_COLS, class T, class OperandB>
-void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, index_t sliver,
-            T* packed) {
-  const index_t first = sliver * TILE_COLS;
-  const index_t count = std::min<index_t>(TILE_COLS, cols - first);
-  T* out = packed + sliver * TILE_COLS * depth;
+void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, index_t count,
+                        T* out) {
   if (b.rows_contiguous()) {
     if (count == TILE_COLS) {
       // A whole sliver: a fixed-length copy the compiler unrolls, not a library call per row.
       for (index_t p = 0; p < depth; ++p) {
-        const T* row = b.at(p0 + p, col0 + first);
+        const T* row = b.at(p0 + p, first);
         T* target = out + p * TILE_COLS;
         for (int j = 0; j < TILE_COLS; ++j) target[j] = row[j];
       }
       return;
     }
     for (index_t p = 0; p < depth; ++p) {
-      std::copy_n(b.at(p0 + p, col0 + first), count, out + p * TILE_COLS);
+      std::copy_n(b.at(p0 + p, first), count, out + p * TILE_COLS);
       std::fill(out + p * TILE_COLS + count, out + (p + 1) * TILE_COLS, T(0));
     }
     return;
@@ -224,12 +252,25 @@ void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, i
   for (index_t p1 = 0; p1 < depth; p1 += stretch) {
     const index_t p2 = std::min(depth, p1 + stretch);
     for (index_t j = 0; j < count; ++j) {
-      const T* column = b.at(p0, col0 + first + j);
+      const T* column = b.at(p0, first + j);
       for (index_t p = p1; p < p2; ++p) out[p * TILE_COLS + j] = column[p * step];
     }
   }
   for (index_t p = 0; p < depth; ++p) {
     std::fill(out + p * TILE_COLS + count, out + (p + 1) * TILE_COLS, T(0));
+  }
+}
+
+template <int TILE_COLS, class T, class OperandB>
+void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, index_t sliver,
+            T* packed) {
+  const index_t first = col0 + sliver * TILE_COLS;
+  const index_t count = std::min<index_t>(TILE_COLS, cols - sliver * TILE_COLS);
+  T* out = packed + sliver * TILE_COLS * depth;
+  if constexpr (OperandB::packs_itself) {
+    b.template pack<TILE_COLS>(p0, depth, first, count, out);
+  } else {
+    pack_b_from_memory<TILE_COLS>(b, p0, depth, first, count, out);
   }
 }
 
@@ -244,10 +285,12 @@ struct Panels {
   index_t depth;
 };
 
-// One thread's blocked GEMM over its share of C, packing into its own buffers.
-template <class T, int TILE_ROWS, int TILE_COLS, class OperandB>
-void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c, index_t ldc,
+// One thread's blocked GEMM over its share of C, packing into its own buffers (A only when it is
+// not packed already).
+template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
+void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
                  bool accumulate, MicroKernel<T> kernel, Panels panels, T* packed_a, T* packed_b) {
+  constexpr bool prepacked = std::is_same_v<OperandA, PackedA<T>>;
   for (index_t col0 = 0; col0 < n; col0 += panels.cols) {
     const index_t cols = std::min(panels.cols, n - col0);
     const index_t col_slivers = ceil_div(cols, TILE_COLS);
@@ -260,14 +303,23 @@ void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b
       for (index_t row0 = 0; row0 < m; row0 += panels.rows) {
         const index_t rows = std::min(panels.rows, m - row0);
         const index_t row_slivers = ceil_div(rows, TILE_ROWS);
-        for (index_t s = 0; s < row_slivers; ++s) {
-          pack_a(a, row0, rows, p0, depth, TILE_ROWS, s, packed_a);
+        const T* a_panel;
+        index_t a_sliver_size;
+        if constexpr (prepacked) {
+          a_panel = a.data + row0 * a.depth + p0 * TILE_ROWS;
+          a_sliver_size = TILE_ROWS * a.depth;
+        } else {
+          for (index_t s = 0; s < row_slivers; ++s) {
+            pack_a(a, row0, rows, p0, depth, TILE_ROWS, s, packed_a);
+          }
+          a_panel = packed_a;
+          a_sliver_size = TILE_ROWS * depth;
         }
         for (index_t js = 0; js < col_slivers; ++js) {
           for (index_t is = 0; is < row_slivers; ++is) {
             const index_t i = is * TILE_ROWS;
             const index_t j = js * TILE_COLS;
-            kernel(depth, packed_a + is * TILE_ROWS * depth, packed_b + js * TILE_COLS * depth,
+            kernel(depth, a_panel + is * a_sliver_size, packed_b + js * TILE_COLS * depth,
                    c + (row0 + i) * ldc + col0 + j, ldc, std::min<index_t>(TILE_ROWS, rows - i),
                    std::min<index_t>(TILE_COLS, cols - j), add);
           }
@@ -280,9 +332,9 @@ void gemm_serial(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b
 // Threads split C into contiguous bands of whole tiles (of columns when there are enough,
 // else of rows) and each computes its band alone: one fork and one join per GEMM, no barrier
 // in between, which matters when a core is shared and a waiting thread loses its time slice.
-template <class T, int TILE_ROWS, int TILE_COLS, class OperandB>
-void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c,
-                  index_t ldc, bool accumulate, MicroKernel<T> kernel) {
+template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
+void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
+                  bool accumulate, MicroKernel<T> kernel) {
   const Blocking blocking;
   const Panels panels{std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
                                         ceil_div(m, TILE_ROWS) * TILE_ROWS),
@@ -324,18 +376,17 @@ void gemm_blocked(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB 
       const index_t row0 = first * TILE_ROWS;
       const index_t rows = std::min(last * TILE_ROWS, m) - row0;
       if (rows > 0) {
-        const MatrixOperand<T> a_band{a.data + row0 * a.row_stride, a.row_stride, a.col_stride};
-        gemm_serial<T, TILE_ROWS, TILE_COLS>(rows, n, k, a_band, b, c + row0 * ldc, ldc, accumulate,
-                                             kernel, panels, packed_a + t * a_size,
+        gemm_serial<T, TILE_ROWS, TILE_COLS>(rows, n, k, a.rows_from(row0), b, c + row0 * ldc, ldc,
+                                             accumulate, kernel, panels, packed_a + t * a_size,
                                              packed_b + t * b_size);
       }
     }
   }
 }
 
-template <class T, Isa ISA, class OperandB>
-void gemm_with(MicroKernel<T> kernel, index_t m, index_t n, index_t k, MatrixOperand<T> a,
-               OperandB b, T* c, index_t ldc, bool accumulate) {
+template <class T, Isa ISA, class OperandA, class OperandB>
+void gemm_with(MicroKernel<T> kernel, index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
+               index_t ldc, bool accumulate) {
   using Tile = TileOf<ISA>;
   constexpr int cols = Tile::vectors * Tile::bytes / static_cast<int>(sizeof(T));
   gemm_blocked<T, Tile::rows, cols>(m, n, k, a, b, c, ldc, accumulate, kernel);
@@ -361,8 +412,8 @@ struct MicroKernels<double> {
 #endif
 };
 
-template <class T, class OperandB>
-void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c,
+template <class T, class OperandA, class OperandB>
+void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
                    index_t ldc, bool accumulate) {
 #if CONVT_X86_DISPATCH
   if (isa == Isa::avx512) {
@@ -379,10 +430,11 @@ void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, MatrixOperand<T> a,
 }  // namespace detail
 
 // C (m x n, row-major, leading dimension ldc) = A (m x k) . B (k x n), or C += A . B when
-// `accumulate` is set. B is a MatrixOperand<T> or a RowTable<T>. Each element of C is summed in the
+// `accumulate` is set. A is a MatrixOperand<T> or a PackedA<T> (from pack_for_gemm), B a
+// MatrixOperand<T> or a RowTable<T>. Each element of C is summed in the
 // same order whatever the number of threads, so results do not depend on it.
-template <class T, class OperandB>
-void gemm(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c, index_t ldc,
+template <class T, class OperandA, class OperandB>
+void gemm(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
           bool accumulate) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "convt computes in float or double");
@@ -393,7 +445,53 @@ void gemm(index_t m, index_t n, index_t k, MatrixOperand<T> a, OperandB b, T* c,
     }
     return;
   }
-  detail::gemm_dispatch(get_isa(), m, n, k, a, b, c, ldc, accumulate);
+  // A packed operand was packed for one instruction set's tiles, and is multiplied with it.
+  Isa isa;
+  if constexpr (std::is_same_v<OperandA, PackedA<T>>) {
+    isa = a.isa;
+  } else {
+    isa = get_isa();
+  }
+  detail::gemm_dispatch(isa, m, n, k, a, b, c, ldc, accumulate);
+}
+
+// Elements pack_for_gemm writes for an m x k operand on the current instruction set.
+inline index_t packed_size(index_t m, index_t k, Isa isa = get_isa()) {
+  const int rows = detail::tile_rows(isa);
+  return detail::ceil_div(m, rows) * rows * k;
+}
+
+// Packs A (m x k) into `buffer` (packed_size(m, k, isa) elements) for gemm on instruction set
+// `isa`, for use by any number of GEMMs and threads.
+template <class T>
+PackedA<T> pack_for_gemm(index_t m, index_t k, MatrixOperand<T> a, T* buffer, Isa isa = get_isa()) {
+  const int rows = detail::tile_rows(isa);
+  for (index_t sliver = 0; sliver < detail::ceil_div(m, rows); ++sliver) {
+    detail::pack_a(a, 0, m, 0, k, rows, sliver, buffer);
+  }
+  return {buffer, k, isa};
+}
+
+// `count` operands of m x k packed one after another, the i-th read as operands[i].
+template <class T>
+struct PackedOperands {
+  const T* data;
+  index_t m;
+  index_t k;
+  Isa isa;
+
+  PackedA<T> operator[](index_t i) const { return {data + i * packed_size(m, k, isa), k, isa}; }
+};
+
+// Packs operand_of(i) (m x k) for i < count into the calling thread's scratch: a layer's weights,
+// one operand per group, packed once per call and shared by every block and thread.
+template <class T, class OperandOf>
+PackedOperands<T> pack_each(index_t count, index_t m, index_t k, OperandOf&& operand_of) {
+  const Isa isa = get_isa();
+  const index_t size = packed_size(m, k, isa);
+  T* buffer = detail::scratch<T>(detail::Scratch::packed_weight, count * size);
+  for (index_t i = 0; i < count; ++i) pack_for_gemm<T>(m, k, operand_of(i), buffer + i * size, isa);
+  return {buffer, m, k, isa};
 }
 
 }  // namespace convt

@@ -71,19 +71,37 @@ void scatter_y_block(const ConvGeometry& g, const BlockOfY<T>& from, T* y, index
   }
 }
 
-// The lowered x side of one group over a column block, as a (lowered_rows x columns) matrix:
-// x itself for a one-sample pointwise block, im2col into scratch otherwise.
+// The lowered x side of one group over a column block, as a (lowered_rows x columns) operand:
+// x itself for a one-sample pointwise block, else im2col packed on the fly.
 template <class T>
-MatrixOperand<T> lowered_x(const ConvGeometry& g, const T* x, index_t group, ColumnBlock block) {
+struct LoweredX {
+  bool pointwise;
+  MatrixOperand<T> in_place;
+  LoweredOperand<T> implicit;
+};
+
+template <class T>
+LoweredX<T> lowered_x(const ConvGeometry& g, const T* x, index_t group, ColumnBlock block) {
   const index_t sample_stride = g.x_channels * g.x_spatial();
   const T* first =
       x + block.first_sample * sample_stride + group * g.x_channels_per_group() * g.x_spatial();
-  if (g.is_pointwise() && block.samples == 1) {
-    return {first + block.first_output, g.x_spatial(), 1};
+  const bool pointwise = g.is_pointwise() && block.samples == 1;
+  return {pointwise,
+          {first + block.first_output, g.x_spatial(), 1},
+          {&g, first, sample_stride, block, 0, false}};
+}
+
+// gemm(m, n, k, a, B, ...) with B the lowered x side, or its transpose.
+template <class T, class OperandA>
+void gemm_lowered(index_t m, index_t n, index_t k, OperandA a, const LoweredX<T>& lowered,
+                  bool transposed, T* c, index_t ldc, bool accumulate) {
+  if (lowered.pointwise) {
+    const MatrixOperand<T> b = transposed ? lowered.in_place.transposed() : lowered.in_place;
+    return gemm<T>(m, n, k, a, b, c, ldc, accumulate);
   }
-  T* lowered = scratch<T>(Scratch::lowered, g.lowered_rows() * block.columns());
-  im2col(g, first, sample_stride, block, lowered);
-  return row_major(lowered, block.columns());
+  LoweredOperand<T> b = lowered.implicit;
+  b.transposed = transposed;
+  gemm<T>(m, n, k, a, b, c, ldc, accumulate);
 }
 
 // Runs body(block) for every block. With a unit for each thread, threads take whole units and
@@ -125,12 +143,14 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   if (detail::prefers_shifted(g))
     return detail::shifted_forward(detail::forward_problem(g), x, w, y);
   const index_t rows = g.lowered_rows();
+  const PackedOperands<T> weight = pack_each<T>(
+      g.groups, g.y_channels_per_group(), rows,
+      [&](index_t group) { return row_major(detail::group_weight(g, w, group), rows); });
   detail::for_each_block(g, [&](detail::ColumnBlock block) {
     for (index_t group = 0; group < g.groups; ++group) {
-      const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
       const detail::BlockOfY<T> out = detail::y_block(g, y, group, block, false);
-      gemm<T>(g.y_channels_per_group(), block.columns(), rows,
-              row_major(detail::group_weight(g, w, group), rows), lowered, out.data, out.ld, false);
+      detail::gemm_lowered(g.y_channels_per_group(), block.columns(), rows, weight[group],
+                           detail::lowered_x(g, x, group, block), false, out.data, out.ld, false);
       detail::scatter_y_block(g, out, y, group, block);
     }
   });
@@ -147,25 +167,27 @@ void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) 
   }
   const index_t rows = g.lowered_rows();
   const index_t sample_stride = g.x_channels * g.x_spatial();
+  const PackedOperands<T> weight_t =
+      pack_each<T>(g.groups, rows, g.y_channels_per_group(), [&](index_t group) {
+        return row_major(detail::group_weight(g, w, group), rows).transposed();
+      });
   detail::for_each_block(g, [&](detail::ColumnBlock block) {
     const bool direct = g.is_pointwise() && block.samples == 1;
     if (!direct && block.first_output == 0) {
       std::fill_n(dx + block.first_sample * sample_stride, block.samples * sample_stride, T(0));
     }
     for (index_t group = 0; group < g.groups; ++group) {
-      const MatrixOperand<T> weight_t =
-          row_major(detail::group_weight(g, w, group), rows).transposed();
       const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
       T* dx_group = dx + block.first_sample * sample_stride +
                     group * g.x_channels_per_group() * g.x_spatial();
       if (direct) {
-        gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t,
+        gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t[group],
                 row_major(gradient.data, gradient.ld), dx_group + block.first_output, g.x_spatial(),
                 false);
         continue;
       }
       T* lowered = detail::scratch<T>(detail::Scratch::lowered, rows * block.columns());
-      gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t,
+      gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t[group],
               MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false);
       detail::col2im(g, lowered, block, dx_group, sample_stride);
     }
@@ -224,10 +246,10 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
     detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
       for (index_t group = 0; group < g.groups; ++group) {
         const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
-        const MatrixOperand<T> lowered = detail::lowered_x(g, x, group, block);
-        gemm<T>(g.y_channels_per_group(), rows, block.columns(),
-                MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered.transposed(),
-                sum + group * g.y_channels_per_group() * rows, rows, accumulate);
+        detail::gemm_lowered(g.y_channels_per_group(), rows, block.columns(),
+                             MatrixOperand<T>{gradient.data, gradient.ld, 1},
+                             detail::lowered_x(g, x, group, block), true,
+                             sum + group * g.y_channels_per_group() * rows, rows, accumulate);
       }
       accumulate = true;
     });

@@ -115,40 +115,153 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first
   }
 }
 
-// lowered[(c, tap), column (s, o)] = x[s, c, o * stride - padding_before + tap * dilation], zero
-// in the padding. `x` points at the group's first channel of the block's first sample;
-// consecutive samples are `x_sample_stride` apart.
+// Short runs of a line, copied and cleared with plain loops: lines are often only a few
+// elements long, where calling memcpy and memset costs more than the copy.
 template <class T>
-void im2col(const ConvGeometry& g, const T* x, index_t x_sample_stride, ColumnBlock block,
-            T* lowered) {
-  const index_t channels = g.x_channels_per_group();
-  const index_t columns = block.columns();
-  const index_t stride = g.stride[2];
-  const int threads = threads_for(static_cast<double>(g.lowered_rows()) * columns);
-  (void)threads;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t job = 0; job < block.samples * channels; ++job) {
-    const index_t s = job / channels;
-    const index_t c = job % channels;
-    const T* source = x + s * x_sample_stride + c * g.x_spatial();
-    T* sample_columns = lowered + s * block.outputs;
-    for_each_lowered_line(
-        g, c, block.first_output, block.outputs,
-        [&](index_t row, index_t column, index_t x_offset, Range line, Range inside) {
-          T* out = sample_columns + row * columns + column;
-          std::fill(out + line.first, out + inside.first, T(0));
-          const T* in = source + x_offset;
-          if (stride == 1) {
-            std::copy(in + inside.first, in + inside.last, out + inside.first);
-          } else {
-            for (index_t o = inside.first; o < inside.last; ++o) {
-              out[o] = in[o * stride];
-            }
-          }
-          std::fill(out + inside.last, out + line.last, T(0));
-        });
-  }
+void clear_run(T* __restrict out, index_t first, index_t last) {
+  for (index_t o = first; o < last; ++o) out[o] = T(0);
 }
+
+template <class T>
+void copy_run(T* __restrict out, const T* __restrict in, index_t first, index_t last) {
+  for (index_t o = first; o < last; ++o) out[o] = in[o];
+}
+
+// A run of consecutive block columns inside one line of outputs of one sample: columns
+// [column, column + length) are outputs (o0, o1, o2 .. o2 + length) of block sample `sample`.
+struct OutputRun {
+  index_t column;
+  index_t length;
+  index_t sample;
+  index_t o0;
+  index_t o1;
+  index_t o2;
+};
+
+// Cuts block columns [first, first + count) into runs; returns how many.
+inline index_t output_runs(const ConvGeometry& g, ColumnBlock block, index_t first, index_t count,
+                           OutputRun* runs) {
+  const index_t line_length = g.y_size[2];
+  index_t made = 0;
+  index_t sample = first / block.outputs;
+  index_t o = block.first_output + first % block.outputs;
+  for (index_t column = first; column < first + count;) {
+    const index_t o2 = o % line_length;
+    const index_t line = o / line_length;
+    const index_t sample_end = (sample + 1) * block.outputs;
+    const index_t length =
+        std::min({line_length - o2, first + count - column, sample_end - column});
+    runs[made++] = {column - first, length, sample, line / g.y_size[1], line % g.y_size[1], o2};
+    column += length;
+    o += length;
+    if (column == sample_end) {
+      ++sample;
+      o = block.first_output;
+    }
+  }
+  return made;
+}
+
+// The im2col matrix of one group over a column block, or its transpose, never stored: the
+// GEMM packs each sliver it needs straight from x, so the lowered block is written once, into
+// the cache-resident packed panel, and never read back from memory.
+template <class T>
+struct LoweredOperand {
+  static constexpr bool packs_itself = true;
+  // The most columns (rows, when transposed) one pack call covers: the GEMM's panel depth.
+  static constexpr index_t max_run_columns = 256;
+
+  const ConvGeometry* g;
+  const T* x;  // the group's first channel of the block's first sample
+  index_t x_sample_stride;
+  ColumnBlock block;
+  index_t first;  // lowered column (row, when transposed) that is this operand's column 0
+  bool transposed;
+
+  LoweredOperand columns_from(index_t column) const {
+    LoweredOperand shifted = *this;
+    shifted.first += column;
+    return shifted;
+  }
+
+  // What a lowered row (an input channel and a kernel tap) reads: the channel's plane of the
+  // block's first sample, the tap's offsets, and the outputs along a line whose reads fall
+  // inside x.
+  struct Row {
+    const T* plane;
+    index_t offset0;
+    index_t offset1;
+    index_t offset2;
+    Range inside;
+  };
+
+  Row row(index_t lowered_row) const {
+    const ConvGeometry& geometry = *g;
+    const index_t taps = geometry.kernel_volume();
+    const index_t tap = lowered_row % taps;
+    const index_t k2 = tap % geometry.kernel[2];
+    const index_t k1 = tap / geometry.kernel[2] % geometry.kernel[1];
+    const index_t k0 = tap / (geometry.kernel[2] * geometry.kernel[1]);
+    const index_t offset2 = k2 * geometry.dilation[2] - geometry.padding_before[2];
+    return {x + lowered_row / taps * geometry.x_spatial(),
+            k0 * geometry.dilation[0] - geometry.padding_before[0],
+            k1 * geometry.dilation[1] - geometry.padding_before[1], offset2,
+            tap_range(offset2, geometry.stride[2], geometry.x_size[2], geometry.y_size[2])};
+  }
+
+  // out[(column - run.column) * out_step] = lowered[row][column] over a run.
+  void fill(const Row& row, const OutputRun& run, T* out, index_t out_step) const {
+    const ConvGeometry& geometry = *g;
+    const index_t i0 = run.o0 * geometry.stride[0] + row.offset0;
+    const index_t i1 = run.o1 * geometry.stride[1] + row.offset1;
+    const index_t end = run.o2 + run.length;
+    Range inside{std::clamp(row.inside.first, run.o2, end), 0};
+    inside.last = std::clamp(row.inside.last, inside.first, end);
+    if (i0 < 0 || i0 >= geometry.x_size[0] || i1 < 0 || i1 >= geometry.x_size[1]) {
+      inside.last = inside.first;
+    }
+    T* target = out - run.o2 * out_step;
+    for (index_t o = run.o2; o < inside.first; ++o) target[o * out_step] = T(0);
+    const T* line = row.plane + run.sample * x_sample_stride +
+                    (i0 * geometry.x_size[1] + i1) * geometry.x_size[2] + row.offset2;
+    const index_t stride = geometry.stride[2];
+    if (out_step == 1 && stride == 1) {
+      copy_run(target, line, inside.first, inside.last);
+    } else {
+      for (index_t o = inside.first; o < inside.last; ++o) {
+        target[o * out_step] = line[o * stride];
+      }
+    }
+    for (index_t o = inside.last; o < end; ++o) target[o * out_step] = T(0);
+  }
+
+  // The GEMM's packing of one sliver: out[p * TILE + j] = B(p0 + p, column + j) for p < depth,
+  // j < count, zero for count <= j < TILE, where B is this operand.
+  template <int TILE>
+  void pack(index_t p0, index_t depth, index_t column, index_t count, T* out) const {
+    OutputRun runs[max_run_columns];
+    if (!transposed) {
+      const index_t made = output_runs(*g, block, first + column, count, runs);
+      for (index_t p = 0; p < depth; ++p) {
+        const Row lowered_row = row(p0 + p);
+        T* target = out + p * TILE;
+        for (index_t r = 0; r < made; ++r) fill(lowered_row, runs[r], target + runs[r].column, 1);
+        clear_run(target, count, TILE);
+      }
+      return;
+    }
+    // Transposed: B(p, j) = lowered[first + j][p], so a sliver takes `count` lowered rows over
+    // lowered columns [p0, p0 + depth), written TILE apart.
+    const index_t made = output_runs(*g, block, p0, depth, runs);
+    for (index_t j = 0; j < count; ++j) {
+      const Row lowered_row = row(first + column + j);
+      for (index_t r = 0; r < made; ++r) {
+        fill(lowered_row, runs[r], out + runs[r].column * TILE + j, TILE);
+      }
+    }
+    for (index_t p = 0; p < depth; ++p) clear_run(out + p * TILE, count, TILE);
+  }
+};
 
 // out[o] += in[o] for o in [first, last); the lowered matrix and x never overlap.
 template <class T>
@@ -156,7 +269,8 @@ void add_to(T* __restrict out, const T* __restrict in, index_t first, index_t la
   for (index_t o = first; o < last; ++o) out[o] += in[o];
 }
 
-// The adjoint of im2col: x[s, c, i] += lowered[(c, tap), (s, o)] for every (tap, o) reading i.
+// The adjoint of im2col: x[s, c, i] += lowered[(c, tap), (s, o)] for every (tap, o) reading i,
+// where lowered[(c, tap), (s, o)] stands for x[s, c, o * stride - padding_before + tap * dilation].
 // Each thread owns whole (sample, channel) planes, so every sum runs in the same order for any
 // thread count.
 template <class T>

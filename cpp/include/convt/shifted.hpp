@@ -239,6 +239,9 @@ template <class T>
 void shifted_forward(const ShiftedProblem& p, const T* in, const T* weight, T* out) {
   const index_t depth = p.depth();
   const index_t sample_stride = p.groups * p.out_channels * p.out_spatial();
+  const PackedOperands<T> packed = pack_each<T>(
+      p.groups, p.out_channels, depth,
+      [&](index_t group) { return row_major(weight + group * p.out_channels * depth, depth); });
   // Threads take whole blocks when there are enough (each GEMM then runs on one core) and
   // split each GEMM otherwise.
   const index_t blocks = sample_blocks(p);
@@ -248,14 +251,13 @@ void shifted_forward(const ShiftedProblem& p, const T* in, const T* weight, T* o
     with_sample_block(p, block, [&](index_t first, index_t samples) {
       for (index_t group = 0; group < p.groups; ++group) {
         RowTable<T> rows = padded_block(p, in, group, first, samples);
-        const T* group_weight = weight + group * p.out_channels * depth;
         T* target = group_output(p, out, group, first);
         for (index_t index = 0; index < segment_count(p, samples); ++index) {
           const Segment part = segment(p, samples, index);
           rows.offset = part.first_column;
           T* result = scratch<T>(Scratch::gathered, p.out_channels * part.columns);
-          gemm<T>(p.out_channels, part.columns, depth, row_major(group_weight, depth), rows, result,
-                  part.columns, false);
+          gemm<T>(p.out_channels, part.columns, depth, packed[group], rows, result, part.columns,
+                  false);
           for_each_output_line(p, samples, part, [&](index_t s, index_t column, index_t point) {
             for (index_t f = 0; f < p.out_channels; ++f) {
               std::copy_n(result + f * part.columns + column, p.out_size[2],

@@ -23,6 +23,7 @@ enum class Scratch {
   partial_sums,
   row_table,
   flipped_weight,
+  packed_weight,
   count
 };
 
