@@ -284,7 +284,14 @@ PYBIND11_MODULE(_core, m) {
                              [](const ConvGeometry& g) { return spatial(g, g.dilation); })
       .def_property_readonly("output_padding",
                              [](const ConvGeometry& g) { return spatial(g, g.output_padding); })
-      .def_property_readonly("algorithm", &convt::algorithm)
+      .def_property_readonly("algorithms",
+                             [](const ConvGeometry& g) {
+                               py::dict paths;
+                               paths["conv_forward"] = convt::forward_algorithm(g);
+                               paths["conv_backward_input"] = convt::backward_input_algorithm(g);
+                               paths["conv_backward_weight"] = convt::forward_algorithm(g);
+                               return paths;
+                             })
       .def_property_readonly(
           "input_shape", [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
       .def_property_readonly(

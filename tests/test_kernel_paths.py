@@ -24,11 +24,12 @@ ISAS = convt.supported_isas()
 # Sizes are odd or just past multiples of the tile widths (4/6/12 rows, 8/16/32 columns) and the
 # blocking limits; the comments name the GEMM dimensions (M x N x K) each case pushes.
 CASES = {
-    "odd tiles 2d": (False, (3, 5, 13, 11), (7, 5, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    "odd tiles 2d": (False, (3, 5, 13, 11), (9, 5, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
     "deep K > 256": (False, (2, 40, 6, 7), (9, 40, 3, 3), (1, 1), (1, 0), (1, 1), 1, None),
     "M > 480 forward": (False, (2, 3, 37), (500, 3, 3), (1,), (1,), (1,), 1, None),
-    "M > 480 input gradient": (False, (2, 61, 13), (5, 61, 9), (1,), (2,), (1,), 1, None),
-    "N > 4096": (False, (1, 2, 5003), (3, 2, 3), (1,), (0,), (1,), 1, None),
+    # col2im's GEMM has x channels * taps = 490 rows
+    "M > 480 input gradient": (False, (2, 7, 80), (5, 7, 70), (1,), (2,), (1,), 1, None),
+    "N > 4096": (False, (1, 2, 5003), (9, 2, 3), (1,), (0,), (1,), 1, None),
     "pointwise": (False, (2, 17, 9, 7), (33, 17, 1, 1), (1, 1), (0, 0), (1, 1), 1, None),
     "pointwise grouped": (False, (3, 18, 7, 9), (36, 6, 1, 1), (1, 1), (0, 0), (1, 1), 3, None),
     "strided dilated grouped 3d": (
@@ -56,11 +57,11 @@ CASES = {
     "transposed long": (True, (1, 3, 4500), (3, 2, 2), (1,), (0,), (1,), 1, (0,)),
     "shifted deep": (False, (2, 40, 12, 12), (9, 40, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
     # padding beyond dilation * (kernel - 1): the input gradient's padded copy crops dy
-    "shifted cropping": (False, (2, 5, 17, 16), (6, 5, 3, 3), (1, 1), (3, 2), (1, 1), 1, None),
+    "shifted cropping": (False, (2, 8, 17, 16), (9, 8, 3, 3), (1, 1), (3, 2), (1, 1), 1, None),
     "shifted transposed dilated": (
         True,
-        (2, 7, 20, 19),
-        (7, 4, 3, 3),
+        (2, 9, 20, 19),
+        (9, 8, 3, 3),
         (1, 1),
         (1, 2),
         (2, 2),
@@ -70,8 +71,8 @@ CASES = {
     # one sample per block: a GEMM per output plane
     "shifted 3d planes grouped": (
         False,
-        (1, 4, 6, 7, 8),
-        (6, 2, 3, 3, 2),
+        (1, 16, 6, 7, 8),
+        (16, 8, 3, 3, 2),
         (1, 1, 1),
         (1, 1, 0),
         (1, 1, 1),
@@ -81,39 +82,41 @@ CASES = {
     # several samples per block, padding planes between them
     "shifted 3d samples": (
         False,
-        (2, 2, 4, 12, 12),
-        (3, 2, 1, 3, 3),
+        (2, 8, 4, 12, 12),
+        (8, 8, 1, 3, 3),
         (1, 1, 1),
         (0, 1, 1),
         (1, 1, 1),
         1,
         None,
     ),
-    "shifted small images": (False, (5, 3, 10, 9), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    "shifted small images": (False, (5, 3, 10, 9), (8, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
     # stride 1, but the padded grid would be four times the output: im2col
     "stride 1 wasteful": (False, (2, 16, 8, 8), (16, 16, 5, 5), (1, 1), (0, 0), (1, 1), 1, None),
 }
 
+# The paths of conv_forward (and conv_backward_weight, which lowers x the same way) and of
+# conv_backward_input, as Geometry.algorithms names them.
 ALGORITHMS = {
-    "odd tiles 2d": "shifted",
-    "deep K > 256": "im2col",
-    "M > 480 forward": "shifted",
-    "M > 480 input gradient": "shifted",
-    "N > 4096": "shifted",
-    "pointwise": "pointwise",
-    "pointwise grouped": "pointwise",
-    "strided dilated grouped 3d": "im2col",
-    "transposed odd tiles": "im2col",
-    "transposed pointwise": "pointwise",
-    "transposed deep": "im2col",
-    "transposed long": "shifted",
-    "shifted deep": "shifted",
-    "shifted cropping": "shifted",
-    "shifted transposed dilated": "shifted",
-    "shifted 3d planes grouped": "shifted",
-    "shifted 3d samples": "shifted",
-    "shifted small images": "shifted",
-    "stride 1 wasteful": "im2col",
+    "odd tiles 2d": ("shifted", "col2im"),
+    "deep K > 256": ("im2col", "shifted"),
+    "M > 480 forward": ("shifted", "col2im"),
+    "M > 480 input gradient": ("im2col", "col2im"),
+    "N > 4096": ("shifted", "col2im"),
+    "pointwise": ("pointwise", "pointwise"),
+    "pointwise grouped": ("pointwise", "pointwise"),
+    "strided dilated grouped 3d": ("im2col", "col2im"),
+    "transposed odd tiles": ("im2col", "col2im"),
+    "transposed pointwise": ("pointwise", "pointwise"),
+    "transposed deep": ("im2col", "col2im"),
+    "transposed long": ("im2col", "col2im"),
+    "shifted deep": ("shifted", "shifted"),
+    "shifted cropping": ("shifted", "shifted"),
+    "shifted transposed dilated": ("shifted", "shifted"),
+    "shifted 3d planes grouped": ("shifted", "shifted"),
+    "shifted 3d samples": ("shifted", "shifted"),
+    "shifted small images": ("shifted", "col2im"),
+    "stride 1 wasteful": ("im2col", "col2im"),
 }
 
 
@@ -163,10 +166,10 @@ def run_convt(name, dtype):
     return (y, *grads)
 
 
-def geometry(name, x_shape=None):
-    transposed, shape, w_shape, stride, padding, dilation, groups, output_padding = CASES[name]
+def geometry(name, x_shape=None, w_shape=None):
+    transposed, shape, case_w_shape, stride, padding, dilation, groups, output_padding = CASES[name]
     x = np.empty(x_shape or shape, dtype=np.float32)
-    w = np.empty(w_shape, dtype=np.float32)
+    w = np.empty(w_shape or case_w_shape, dtype=np.float32)
     dims = len(shape) - 2
     if transposed:
         return functional._conv_transpose_geometry(
@@ -178,21 +181,34 @@ def geometry(name, x_shape=None):
 @pytest.mark.parametrize("name", list(CASES))
 def test_each_case_takes_the_path_it_is_named_for(name):
     assert set(ALGORITHMS) == set(CASES)
-    assert geometry(name).algorithm == ALGORITHMS[name]
+    forward, backward_input = ALGORITHMS[name]
+    assert geometry(name).algorithms == {
+        "conv_forward": forward,
+        "conv_backward_input": backward_input,
+        "conv_backward_weight": forward,
+    }
 
 
 def test_a_stride_1_layer_too_large_for_one_padded_copy_falls_back_to_im2col():
     """The shifted path holds one sample's padded group in scratch, up to 2**22 elements."""
-    assert geometry("odd tiles 2d", (1, 5, 2000, 2000)).algorithm == "im2col"
-    assert geometry("odd tiles 2d", (1, 5, 700, 700)).algorithm == "shifted"
+    assert geometry("shifted deep", (1, 40, 400, 400)).algorithms["conv_forward"] == "im2col"
+    assert geometry("shifted deep", (1, 40, 300, 300)).algorithms["conv_forward"] == "shifted"
+
+
+def test_few_input_channels_take_col2im_for_the_input_gradient():
+    """With fewer than 8 input channels the shifted input gradient would reuse each packed row
+    of dy fewer than 8 times; col2im's GEMM has a row per (channel, tap) instead."""
+    paths = geometry("shifted deep", (2, 3, 40, 40), (16, 3, 3, 3)).algorithms
+    assert paths["conv_forward"] == "shifted"
+    assert paths["conv_backward_input"] == "col2im"
 
 
 def test_tiny_and_depthwise_layers_skip_the_gemm():
-    assert geometry("odd tiles 2d", (1, 5, 3, 3)).algorithm == "direct"
+    assert set(geometry("odd tiles 2d", (1, 5, 3, 3)).algorithms.values()) == {"direct"}
     depthwise = functional._conv_geometry(
         2, np.empty((2, 8, 30, 30)), np.empty((8, 1, 3, 3)), (1, 1), (1, 1), (1, 1), 8
     )
-    assert depthwise.algorithm == "direct"
+    assert set(depthwise.algorithms.values()) == {"direct"}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

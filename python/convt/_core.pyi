@@ -8,7 +8,7 @@ before calling here, and the functions below raise TypeError or ValueError for a
 # ruff: noqa: N803
 
 from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 from numpy.typing import ArrayLike, NDArray
 
@@ -22,7 +22,8 @@ class Geometry:
     @property
     def transposed(self) -> bool: ...
     @property
-    def algorithm(self) -> Literal["direct", "shifted", "pointwise", "im2col"]: ...
+    def algorithms(self) -> dict[str, str]:
+        """The path each kernel takes: conv_forward, conv_backward_input, conv_backward_weight."""
     @property
     def dims(self) -> int: ...
     @property

@@ -11,6 +11,7 @@
 #include "matrix.hpp"
 #include "peak.hpp"
 #include "seed_layers.hpp"
+#include "shifted.hpp"
 #include "threading.hpp"
 #include "version.hpp"
 #include "workspace.hpp"

@@ -125,14 +125,24 @@ const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
 
 }  // namespace detail
 
-// How the kernels compute a geometry: "direct" (tiny or depthwise layers, no GEMM), "shifted"
-// (stride 1: a GEMM over a padded copy of the input), "pointwise" (1x1: a GEMM over the input
-// itself) or "im2col" (a GEMM over im2col blocks).
-inline const char* algorithm(const ConvGeometry& g) {
+// How conv_forward and conv_backward_weight compute a geometry: "direct" (tiny or depthwise
+// layers, no GEMM), "shifted" (stride 1: a GEMM over a padded copy of x), "pointwise" (1x1: a
+// GEMM over x itself) or "im2col" (a GEMM over im2col blocks of x, packed on the fly).
+inline const char* forward_algorithm(const ConvGeometry& g) {
   if (detail::prefers_direct(g)) return "direct";
-  if (detail::prefers_shifted(g)) return "shifted";
+  if (detail::prefers_shifted_forward(g)) return "shifted";
   if (g.is_pointwise()) return "pointwise";
   return "im2col";
+}
+
+// How conv_backward_input computes it: "direct", "shifted" (stride 1: the forward pass of the
+// flipped kernel over a padded copy of dy), "pointwise" or "col2im" (a GEMM into column blocks,
+// added into dx).
+inline const char* backward_input_algorithm(const ConvGeometry& g) {
+  if (detail::prefers_direct(g)) return "direct";
+  if (detail::prefers_shifted_backward_input(g)) return "shifted";
+  if (g.is_pointwise()) return "pointwise";
+  return "col2im";
 }
 
 // y = x (*) w: cross-correlation with stride, padding, dilation and groups, as PyTorch's conv.
@@ -140,7 +150,7 @@ inline const char* algorithm(const ConvGeometry& g) {
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   if (detail::prefers_direct(g)) return detail::direct_forward(g, x, w, y);
-  if (detail::prefers_shifted(g))
+  if (detail::prefers_shifted_forward(g))
     return detail::shifted_forward(detail::forward_problem(g), x, w, y);
   const index_t rows = g.lowered_rows();
   const PackedOperands<T> weight = pack_each<T>(
@@ -161,7 +171,7 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
 template <class T>
 void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   if (detail::prefers_direct(g)) return detail::direct_backward_input(g, dy, w, dx);
-  if (detail::prefers_shifted(g)) {
+  if (detail::prefers_shifted_backward_input(g)) {
     return detail::shifted_forward(detail::backward_input_problem(g), dy, detail::flip_weight(g, w),
                                    dx);
   }
@@ -233,7 +243,7 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
   const index_t size = g.y_channels * rows;
   const double work =
       static_cast<double>(g.batch) * g.y_channels * rows * static_cast<double>(g.y_spatial());
-  if (detail::prefers_shifted(g)) {
+  if (detail::prefers_shifted_forward(g)) {
     const detail::ShiftedProblem p = detail::forward_problem(g);
     detail::sum_in_lanes(detail::sample_blocks(p), work, size, dw,
                          [&](index_t block, T* sum, bool accumulate) {

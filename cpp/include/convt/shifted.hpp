@@ -15,7 +15,7 @@
 // the lowered row of (channel, tap) is the channel's padded plane read from the tap's offset on.
 // The GEMM reads those rows in place through a RowTable, so the lowering costs one copy of the
 // input instead of one per tap. The price is that the GEMM also computes the padded grid's
-// positions past the output's edge, which are dropped; `prefers_shifted` weighs the two.
+// positions past the output's edge, which are dropped; `shifted_fits` weighs the two.
 
 namespace convt {
 namespace detail {
@@ -114,22 +114,36 @@ inline ShiftedProblem backward_input_problem(const ConvGeometry& g) {
   return p;
 }
 
-// Whether the shifted lowering is the cheaper one: unit strides, a kernel that is not 1x1 (a
-// pointwise convolution needs no lowering at all), bounded scratch, and few wasted columns.
-inline bool prefers_shifted(const ConvGeometry& g) {
+// Whether a problem suits the shifted lowering: bounded scratch, few wasted columns, and
+// enough output rows to reuse each packed row of the padded copy (the layer's first
+// convolution, with its 1 or 3 input channels, computes its input gradient better by col2im).
+inline bool shifted_fits(const ShiftedProblem& p) {
+  constexpr index_t max_plane_elements = index_t{1} << 22;
+  constexpr index_t min_rows = 8;
+  const index_t padded = p.padded_spatial();
+  if (std::max(p.in_channels, p.out_channels) * padded > max_plane_elements) return false;
+  if (p.out_channels < min_rows) return false;
+  const index_t samples = p.samples_per_block();
+  const index_t computed = segment_count(p, samples) * segment(p, samples, 0).columns;
+  return 2 * computed <= 3 * samples * p.out_spatial();
+}
+
+// Unit strides, and a kernel that is not 1x1 (a pointwise convolution needs no lowering).
+inline bool shifted_applies(const ConvGeometry& g) {
   for (int d = 0; d < max_spatial_dims; ++d) {
     if (g.stride[d] != 1) return false;
   }
-  if (g.is_pointwise()) return false;
-  constexpr index_t max_plane_elements = index_t{1} << 22;
-  for (const ShiftedProblem& p : {forward_problem(g), backward_input_problem(g)}) {
-    const index_t padded = p.padded_spatial();
-    if (std::max(p.in_channels, p.out_channels) * padded > max_plane_elements) return false;
-    const index_t samples = p.samples_per_block();
-    const index_t computed = segment_count(p, samples) * segment(p, samples, 0).columns;
-    if (2 * computed > 3 * samples * p.out_spatial()) return false;
-  }
-  return true;
+  return !g.is_pointwise();
+}
+
+// Whether conv_forward and conv_backward_weight, which lower x, take the shifted lowering.
+inline bool prefers_shifted_forward(const ConvGeometry& g) {
+  return shifted_applies(g) && shifted_fits(forward_problem(g));
+}
+
+// Whether conv_backward_input, which lowers dy, takes it.
+inline bool prefers_shifted_backward_input(const ConvGeometry& g) {
+  return shifted_applies(g) && shifted_fits(backward_input_problem(g));
 }
 
 // padded[c][s][u] = in[s, c, u - before] for the block's samples, zero outside `in`. `in`
