@@ -225,6 +225,47 @@ inline int tile_rows(Isa isa) {
   }
 }
 
+// Lane shuffles of two vectors, as GCC and Clang spell them.
+#if defined(__clang__)
+#define CONVT_SHUFFLE(MASK, A, B, ...) __builtin_shufflevector(A, B, __VA_ARGS__)
+#else
+#define CONVT_SHUFFLE(MASK, A, B, ...) __builtin_shuffle(A, B, MASK{__VA_ARGS__})
+#endif
+
+// out[q * out_step + r] = columns[r][p + q] for q, r < 4.
+inline void transpose_4x4(const float* const* columns, index_t p, float* out, index_t out_step) {
+  using Vector = VectorOf<float, 16>::type;
+  using Mask = int __attribute__((vector_size(16)));
+  Vector v[4];
+  for (int r = 0; r < 4; ++r) std::memcpy(&v[r], columns[r] + p, sizeof(Vector));
+  const Vector low01 = CONVT_SHUFFLE(Mask, v[0], v[1], 0, 4, 1, 5);
+  const Vector high01 = CONVT_SHUFFLE(Mask, v[0], v[1], 2, 6, 3, 7);
+  const Vector low23 = CONVT_SHUFFLE(Mask, v[2], v[3], 0, 4, 1, 5);
+  const Vector high23 = CONVT_SHUFFLE(Mask, v[2], v[3], 2, 6, 3, 7);
+  const Vector rows[4] = {CONVT_SHUFFLE(Mask, low01, low23, 0, 1, 4, 5),
+                          CONVT_SHUFFLE(Mask, low01, low23, 2, 3, 6, 7),
+                          CONVT_SHUFFLE(Mask, high01, high23, 0, 1, 4, 5),
+                          CONVT_SHUFFLE(Mask, high01, high23, 2, 3, 6, 7)};
+  for (int q = 0; q < 4; ++q) std::memcpy(out + q * out_step, &rows[q], sizeof(Vector));
+}
+
+inline void transpose_4x4(const double* const* columns, index_t p, double* out, index_t out_step) {
+  using Vector = VectorOf<double, 16>::type;
+  using Mask = long long __attribute__((vector_size(16)));
+  for (int half = 0; half < 2; ++half) {
+    Vector v[4];
+    for (int r = 0; r < 4; ++r) std::memcpy(&v[r], columns[r] + p + 2 * half, sizeof(Vector));
+    const Vector rows[4] = {
+        CONVT_SHUFFLE(Mask, v[0], v[1], 0, 2), CONVT_SHUFFLE(Mask, v[2], v[3], 0, 2),
+        CONVT_SHUFFLE(Mask, v[0], v[1], 1, 3), CONVT_SHUFFLE(Mask, v[2], v[3], 1, 3)};
+    for (int q = 0; q < 2; ++q) {
+      std::memcpy(out + (2 * half + q) * out_step, &rows[2 * q], sizeof(Vector));
+      std::memcpy(out + (2 * half + q) * out_step + 2, &rows[2 * q + 1], sizeof(Vector));
+    }
+  }
+}
+#undef CONVT_SHUFFLE
+
 // Packs B's rows [p0, p0 + depth) and columns [first, first + count) as [depth][TILE_COLS].
 template <int TILE_COLS, class T, class OperandB>
 void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, index_t count,
@@ -249,6 +290,29 @@ void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, in
   // rows at a time so that the rows being written stay in L1.
   constexpr index_t stretch = 64;
   const index_t step = b.column_step();
+  if (step == 1) {
+    // Four columns by four rows at a time, transposed in registers: one load and one store
+    // per four elements instead of one of each per element.
+    const index_t whole_columns = count / 4 * 4;
+    const index_t whole_rows = depth / 4 * 4;
+    for (index_t j = 0; j < whole_columns; j += 4) {
+      const T* columns[4] = {b.at(p0, first + j), b.at(p0, first + j + 1), b.at(p0, first + j + 2),
+                             b.at(p0, first + j + 3)};
+      for (index_t p = 0; p < whole_rows; p += 4)
+        transpose_4x4(columns, p, out + p * TILE_COLS + j, TILE_COLS);
+      for (index_t p = whole_rows; p < depth; ++p) {
+        for (int q = 0; q < 4; ++q) out[p * TILE_COLS + j + q] = columns[q][p];
+      }
+    }
+    for (index_t j = whole_columns; j < count; ++j) {
+      const T* column = b.at(p0, first + j);
+      for (index_t p = 0; p < depth; ++p) out[p * TILE_COLS + j] = column[p];
+    }
+    for (index_t p = 0; p < depth; ++p) {
+      std::fill(out + p * TILE_COLS + count, out + (p + 1) * TILE_COLS, T(0));
+    }
+    return;
+  }
   for (index_t p1 = 0; p1 < depth; p1 += stretch) {
     const index_t p2 = std::min(depth, p1 + stretch);
     for (index_t j = 0; j < count; ++j) {
