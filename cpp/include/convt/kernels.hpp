@@ -81,14 +81,15 @@ struct LoweredX {
 };
 
 template <class T>
-LoweredX<T> lowered_x(const ConvGeometry& g, const T* x, index_t group, ColumnBlock block) {
+LoweredX<T> lowered_x(const ConvGeometry& g, const KernelTap* taps, const T* x, index_t group,
+                      ColumnBlock block) {
   const index_t sample_stride = g.x_channels * g.x_spatial();
   const T* first =
       x + block.first_sample * sample_stride + group * g.x_channels_per_group() * g.x_spatial();
   const bool pointwise = g.is_pointwise() && block.samples == 1;
   return {pointwise,
           {first + block.first_output, g.x_spatial(), 1},
-          {&g, first, sample_stride, block, 0, false}};
+          {&g, taps, first, sample_stride, block, 0, false}};
 }
 
 // gemm(m, n, k, a, B, ...) with B the lowered x side, or its transpose.
@@ -153,6 +154,7 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   if (detail::prefers_shifted_forward(g))
     return detail::shifted_forward(detail::forward_problem(g), x, w, y);
   const index_t rows = g.lowered_rows();
+  const detail::KernelTap* taps = detail::tap_table(g);
   const PackedOperands<T> weight = pack_each<T>(
       g.groups, g.y_channels_per_group(), rows,
       [&](index_t group) { return row_major(detail::group_weight(g, w, group), rows); });
@@ -160,7 +162,8 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
     for (index_t group = 0; group < g.groups; ++group) {
       const detail::BlockOfY<T> out = detail::y_block(g, y, group, block, false);
       detail::gemm_lowered(g.y_channels_per_group(), block.columns(), rows, weight[group],
-                           detail::lowered_x(g, x, group, block), false, out.data, out.ld, false);
+                           detail::lowered_x(g, taps, x, group, block), false, out.data, out.ld,
+                           false);
       detail::scatter_y_block(g, out, y, group, block);
     }
   });
@@ -251,6 +254,7 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
                          });
     return;
   }
+  const detail::KernelTap* taps = detail::tap_table(g);
   const detail::BlockPlan plan = detail::plan_blocks(g);
   detail::sum_in_lanes(plan.units, work, size, dw, [&](index_t unit, T* sum, bool accumulate) {
     detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
@@ -258,7 +262,7 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
         const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
         detail::gemm_lowered(g.y_channels_per_group(), rows, block.columns(),
                              MatrixOperand<T>{gradient.data, gradient.ld, 1},
-                             detail::lowered_x(g, x, group, block), true,
+                             detail::lowered_x(g, taps, x, group, block), true,
                              sum + group * g.y_channels_per_group() * rows, rows, accumulate);
       }
       accumulate = true;

@@ -5,6 +5,7 @@
 
 #include "geometry.hpp"
 #include "threading.hpp"
+#include "workspace.hpp"
 
 namespace convt {
 namespace detail {
@@ -127,6 +128,30 @@ void copy_run(T* __restrict out, const T* __restrict in, index_t first, index_t 
   for (index_t o = first; o < last; ++o) out[o] = in[o];
 }
 
+// One kernel tap as the lowering reads it: the offsets of its reads from output position times
+// stride, and the outputs along a line whose reads fall inside x.
+struct KernelTap {
+  index_t offset0;
+  index_t offset1;
+  index_t offset2;
+  Range inside;
+};
+
+// The geometry's kernel taps, in lowered-row order, in the calling thread's scratch.
+inline const KernelTap* tap_table(const ConvGeometry& g) {
+  const index_t count = g.kernel_volume();
+  KernelTap* taps = scratch<KernelTap>(Scratch::taps, count);
+  for (index_t tap = 0; tap < count; ++tap) {
+    const index_t k2 = tap % g.kernel[2];
+    const index_t k1 = tap / g.kernel[2] % g.kernel[1];
+    const index_t k0 = tap / (g.kernel[2] * g.kernel[1]);
+    const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
+    taps[tap] = {k0 * g.dilation[0] - g.padding_before[0], k1 * g.dilation[1] - g.padding_before[1],
+                 offset2, tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
+  }
+  return taps;
+}
+
 // A run of consecutive block columns inside one line of outputs of one sample: columns
 // [column, column + length) are outputs (o0, o1, o2 .. o2 + length) of block sample `sample`.
 struct OutputRun {
@@ -172,7 +197,8 @@ struct LoweredOperand {
   static constexpr index_t max_run_columns = 256;
 
   const ConvGeometry* g;
-  const T* x;  // the group's first channel of the block's first sample
+  const KernelTap* taps;  // tap_table(*g)
+  const T* x;             // the group's first channel of the block's first sample
   index_t x_sample_stride;
   ColumnBlock block;
   index_t first;  // lowered column (row, when transposed) that is this operand's column 0
@@ -185,45 +211,33 @@ struct LoweredOperand {
   }
 
   // What a lowered row (an input channel and a kernel tap) reads: the channel's plane of the
-  // block's first sample, the tap's offsets, and the outputs along a line whose reads fall
-  // inside x.
+  // block's first sample, and its tap.
   struct Row {
     const T* plane;
-    index_t offset0;
-    index_t offset1;
-    index_t offset2;
-    Range inside;
+    const KernelTap* tap;
   };
 
   Row row(index_t lowered_row) const {
-    const ConvGeometry& geometry = *g;
-    const index_t taps = geometry.kernel_volume();
-    const index_t tap = lowered_row % taps;
-    const index_t k2 = tap % geometry.kernel[2];
-    const index_t k1 = tap / geometry.kernel[2] % geometry.kernel[1];
-    const index_t k0 = tap / (geometry.kernel[2] * geometry.kernel[1]);
-    const index_t offset2 = k2 * geometry.dilation[2] - geometry.padding_before[2];
-    return {x + lowered_row / taps * geometry.x_spatial(),
-            k0 * geometry.dilation[0] - geometry.padding_before[0],
-            k1 * geometry.dilation[1] - geometry.padding_before[1], offset2,
-            tap_range(offset2, geometry.stride[2], geometry.x_size[2], geometry.y_size[2])};
+    const index_t count = g->kernel_volume();
+    return {x + lowered_row / count * g->x_spatial(), taps + lowered_row % count};
   }
 
   // out[(column - run.column) * out_step] = lowered[row][column] over a run.
   void fill(const Row& row, const OutputRun& run, T* out, index_t out_step) const {
     const ConvGeometry& geometry = *g;
-    const index_t i0 = run.o0 * geometry.stride[0] + row.offset0;
-    const index_t i1 = run.o1 * geometry.stride[1] + row.offset1;
+    const KernelTap& tap = *row.tap;
+    const index_t i0 = run.o0 * geometry.stride[0] + tap.offset0;
+    const index_t i1 = run.o1 * geometry.stride[1] + tap.offset1;
     const index_t end = run.o2 + run.length;
-    Range inside{std::clamp(row.inside.first, run.o2, end), 0};
-    inside.last = std::clamp(row.inside.last, inside.first, end);
+    Range inside{std::clamp(tap.inside.first, run.o2, end), 0};
+    inside.last = std::clamp(tap.inside.last, inside.first, end);
     if (i0 < 0 || i0 >= geometry.x_size[0] || i1 < 0 || i1 >= geometry.x_size[1]) {
       inside.last = inside.first;
     }
     T* target = out - run.o2 * out_step;
     for (index_t o = run.o2; o < inside.first; ++o) target[o * out_step] = T(0);
     const T* line = row.plane + run.sample * x_sample_stride +
-                    (i0 * geometry.x_size[1] + i1) * geometry.x_size[2] + row.offset2;
+                    (i0 * geometry.x_size[1] + i1) * geometry.x_size[2] + tap.offset2;
     const index_t stride = geometry.stride[2];
     if (out_step == 1 && stride == 1) {
       copy_run(target, line, inside.first, inside.last);
@@ -242,11 +256,18 @@ struct LoweredOperand {
     OutputRun runs[max_run_columns];
     if (!transposed) {
       const index_t made = output_runs(*g, block, first + column, count, runs);
+      // Rows p0, p0 + 1, ...: the tap advances, and the channel after the last tap.
+      Row lowered_row = row(p0);
+      const KernelTap* last_tap = taps + g->kernel_volume() - 1;
       for (index_t p = 0; p < depth; ++p) {
-        const Row lowered_row = row(p0 + p);
         T* target = out + p * TILE;
         for (index_t r = 0; r < made; ++r) fill(lowered_row, runs[r], target + runs[r].column, 1);
         clear_run(target, count, TILE);
+        if (lowered_row.tap == last_tap) {
+          lowered_row = {lowered_row.plane + g->x_spatial(), taps};
+        } else {
+          ++lowered_row.tap;
+        }
       }
       return;
     }

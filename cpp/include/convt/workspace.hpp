@@ -24,6 +24,7 @@ enum class Scratch {
   row_table,
   flipped_weight,
   packed_weight,
+  taps,
   count
 };
 
