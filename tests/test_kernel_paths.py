@@ -91,6 +91,8 @@ CASES = {
         None,
     ),
     "shifted small images": (False, (5, 3, 10, 9), (8, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    # col2im a chunk of 24 channels at a time: 60 per group, chunks of 24, 24 and 12
+    "col2im chunks": (False, (1, 120, 3000), (4, 60, 5), (2,), (2,), (1,), 2, None),
     # stride 1, but the padded grid would be four times the output: im2col
     "stride 1 wasteful": (False, (2, 16, 8, 8), (16, 16, 5, 5), (1, 1), (0, 0), (1, 1), 1, None),
 }
@@ -116,6 +118,7 @@ ALGORITHMS = {
     "shifted 3d planes grouped": ("shifted", "shifted"),
     "shifted 3d samples": ("shifted", "shifted"),
     "shifted small images": ("shifted", "col2im"),
+    "col2im chunks": ("im2col", "col2im"),
     "stride 1 wasteful": ("im2col", "col2im"),
 }
 

@@ -119,6 +119,16 @@ void for_each_block(const ConvGeometry& g, Body&& body) {
                [&](index_t unit) { for_each_block_of_unit(g, plan, unit, body); });
 }
 
+// Channels per col2im chunk: about 2^17 lowered elements (half a megabyte of float), and a
+// multiple of 24 channels so that each chunk's first row starts a packed tile of every
+// instruction set (8, 6 or 4 rows).
+inline index_t col2im_chunk_channels(const ConvGeometry& g, index_t columns) {
+  constexpr index_t chunk_elements = index_t{1} << 17;
+  constexpr index_t channel_multiple = 24;
+  const index_t wanted = chunk_elements / (columns * g.kernel_volume());
+  return std::max(channel_multiple, wanted / channel_multiple * channel_multiple);
+}
+
 template <class T>
 const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
   return w + group * g.y_channels_per_group() * g.lowered_rows();
@@ -199,10 +209,18 @@ void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) 
                 false);
         continue;
       }
-      T* lowered = detail::scratch<T>(detail::Scratch::lowered, rows * block.columns());
-      gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t[group],
-              MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false);
-      detail::col2im(g, lowered, block, dx_group, sample_stride);
+      // A chunk of channels at a time, so that their lowered rows are still in the core's
+      // cache when col2im adds them up.
+      const index_t chunk = detail::col2im_chunk_channels(g, block.columns());
+      const index_t taps = g.kernel_volume();
+      T* lowered = detail::scratch<T>(detail::Scratch::lowered, chunk * taps * block.columns());
+      for (index_t c0 = 0; c0 < g.x_channels_per_group(); c0 += chunk) {
+        const index_t c1 = std::min(g.x_channels_per_group(), c0 + chunk);
+        gemm<T>((c1 - c0) * taps, block.columns(), g.y_channels_per_group(),
+                weight_t[group].rows_from(c0 * taps),
+                MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false);
+        detail::col2im(g, lowered, block, dx_group, sample_stride, c0, c1);
+      }
     }
   });
 }

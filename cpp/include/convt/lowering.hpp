@@ -291,23 +291,25 @@ void add_to(T* __restrict out, const T* __restrict in, index_t first, index_t la
 }
 
 // The adjoint of im2col: x[s, c, i] += lowered[(c, tap), (s, o)] for every (tap, o) reading i,
-// where lowered[(c, tap), (s, o)] stands for x[s, c, o * stride - padding_before + tap * dilation].
+// where lowered[(c, tap), (s, o)] stands for x[s, c, o * stride - padding_before + tap * dilation],
+// for the channels [first_channel, last_channel) whose rows `lowered` holds.
 // Each thread owns whole (sample, channel) planes, so every sum runs in the same order for any
 // thread count.
 template <class T>
 void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
-            index_t x_sample_stride) {
-  const index_t channels = g.x_channels_per_group();
+            index_t x_sample_stride, index_t first_channel, index_t last_channel) {
+  const index_t channels = last_channel - first_channel;
+  const index_t first_row = first_channel * g.kernel_volume();
   const index_t columns = block.columns();
   const index_t stride = g.stride[2];
-  const int threads = threads_for(static_cast<double>(g.lowered_rows()) * columns);
+  const int threads = threads_for(static_cast<double>(channels) * g.kernel_volume() * columns);
   (void)threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (index_t job = 0; job < block.samples * channels; ++job) {
     const index_t s = job / channels;
-    const index_t c = job % channels;
+    const index_t c = first_channel + job % channels;
     T* target = x + s * x_sample_stride + c * g.x_spatial();
-    const T* sample_columns = lowered + s * block.outputs;
+    const T* sample_columns = lowered + s * block.outputs - first_row * columns;
     for_each_lowered_line(g, c, block.first_output, block.outputs,
                           [&](index_t row, index_t column, index_t x_offset, Range, Range inside) {
                             const T* in = sample_columns + row * columns + column;
