@@ -109,11 +109,26 @@ CONVT_VECTOR_TYPE(double, 32)
 CONVT_VECTOR_TYPE(double, 64)
 #undef CONVT_VECTOR_TYPE
 
-// C[0:rows, 0:cols] (+)= A_sliver . B_sliver over depth `depth`, where the slivers are packed
-// as [depth][Tile::rows] and [depth][Tile::cols]. Written once with GCC/Clang vector types; the
-// wrappers below compile it for each instruction set.
-template <class T, int ROWS, int VECTORS, int VECTOR_BYTES>
-__attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a, const T* b,
+// Where the micro-kernel reads row p of its B sliver: packed, at b + p * tile columns, or in
+// place, at rows[p] + offset (a RowTable's full sliver, which then needs no packing).
+template <class T>
+struct PackedSliver {
+  const T* b;
+  const T* row(index_t p, int tile_cols) const { return b + p * tile_cols; }
+};
+
+template <class T>
+struct SliverInPlace {
+  const T* const* rows;
+  index_t offset;
+  const T* row(index_t p, int) const { return rows[p] + offset; }
+};
+
+// C[0:rows, 0:cols] (+)= A_sliver . B_sliver over depth `depth`, where the A sliver is packed as
+// [depth][Tile::rows] and B's rows are read as `Sliver` says. Written once with GCC/Clang vector
+// types; the wrappers below compile it for each instruction set.
+template <class T, int ROWS, int VECTORS, int VECTOR_BYTES, class Sliver>
+__attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a, Sliver b,
                                                              T* c, index_t ldc, index_t rows,
                                                              index_t cols, bool accumulate) {
   using Vector = typename VectorOf<T, VECTOR_BYTES>::type;
@@ -127,10 +142,9 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
   }
   for (index_t p = 0; p < depth; ++p) {
     Vector b_row[VECTORS];
+    const T* b_p = b.row(p, tile_cols);
 #pragma GCC unroll 4
-    for (int v = 0; v < VECTORS; ++v) {
-      std::memcpy(&b_row[v], b + p * tile_cols + v * lanes, sizeof(Vector));
-    }
+    for (int v = 0; v < VECTORS; ++v) std::memcpy(&b_row[v], b_p + v * lanes, sizeof(Vector));
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r) {
       const Vector a_value = Vector{} + a[p * ROWS + r];
@@ -165,12 +179,28 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
 
 template <class T>
 using MicroKernel = void (*)(index_t, const T*, const T*, T*, index_t, index_t, index_t, bool);
+template <class T>
+using MicroKernelInPlace = void (*)(index_t, const T*, const T* const*, index_t, T*, index_t,
+                                    index_t, index_t, bool);
+
+// One instruction set's micro-kernel for element type T, reading B packed or in place.
+template <class T>
+struct Kernels {
+  MicroKernel<T> packed;
+  MicroKernelInPlace<T> in_place;
+};
 
 #define CONVT_MICRO_KERNEL(NAME, TARGET, T, ISA)                                                  \
   TARGET inline void NAME(index_t depth, const T* a, const T* b, T* c, index_t ldc, index_t rows, \
                           index_t cols, bool accumulate) {                                        \
     micro_kernel_body<T, TileOf<ISA>::rows, TileOf<ISA>::vectors, TileOf<ISA>::bytes>(            \
-        depth, a, b, c, ldc, rows, cols, accumulate);                                             \
+        depth, a, PackedSliver<T>{b}, c, ldc, rows, cols, accumulate);                            \
+  }                                                                                               \
+  TARGET inline void NAME##_in_place(index_t depth, const T* a, const T* const* b_rows,           \
+                                     index_t b_offset, T* c, index_t ldc, index_t rows,           \
+                                     index_t cols, bool accumulate) {                             \
+    micro_kernel_body<T, TileOf<ISA>::rows, TileOf<ISA>::vectors, TileOf<ISA>::bytes>(            \
+        depth, a, SliverInPlace<T>{b_rows, b_offset}, c, ldc, rows, cols, accumulate);            \
   }
 
 // The portable kernels use 16-byte vectors, which every target lowers to SIMD or scalar code.
@@ -353,15 +383,20 @@ struct Panels {
 // not packed already).
 template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
 void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
-                 bool accumulate, MicroKernel<T> kernel, Panels panels, T* packed_a, T* packed_b) {
+                 bool accumulate, Kernels<T> kernel, Panels panels, T* packed_a, T* packed_b) {
   constexpr bool prepacked = std::is_same_v<OperandA, PackedA<T>>;
+  // A RowTable's whole slivers are read in place: its rows are runs of memory already, and
+  // copying them would cost as much as the multiply-adds when there are few rows of A.
+  bool in_place = false;
+  if constexpr (std::is_same_v<OperandB, RowTable<T>>) in_place = !b.transposed;
   for (index_t col0 = 0; col0 < n; col0 += panels.cols) {
     const index_t cols = std::min(panels.cols, n - col0);
     const index_t col_slivers = ceil_div(cols, TILE_COLS);
+    const index_t whole_slivers = in_place ? cols / TILE_COLS : 0;
     for (index_t p0 = 0; p0 < k; p0 += panels.depth) {
       const index_t depth = std::min(panels.depth, k - p0);
       const bool add = accumulate || p0 > 0;
-      for (index_t s = 0; s < col_slivers; ++s) {
+      for (index_t s = whole_slivers; s < col_slivers; ++s) {
         pack_b<TILE_COLS>(b, p0, depth, col0, cols, s, packed_b);
       }
       for (index_t row0 = 0; row0 < m; row0 += panels.rows) {
@@ -383,9 +418,19 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
           for (index_t is = 0; is < row_slivers; ++is) {
             const index_t i = is * TILE_ROWS;
             const index_t j = js * TILE_COLS;
-            kernel(depth, a_panel + is * a_sliver_size, packed_b + js * TILE_COLS * depth,
-                   c + (row0 + i) * ldc + col0 + j, ldc, std::min<index_t>(TILE_ROWS, rows - i),
-                   std::min<index_t>(TILE_COLS, cols - j), add);
+            const T* a_sliver = a_panel + is * a_sliver_size;
+            T* c_tile = c + (row0 + i) * ldc + col0 + j;
+            const index_t tile_rows = std::min<index_t>(TILE_ROWS, rows - i);
+            const index_t tile_cols = std::min<index_t>(TILE_COLS, cols - j);
+            if constexpr (std::is_same_v<OperandB, RowTable<T>>) {
+              if (js < whole_slivers) {
+                kernel.in_place(depth, a_sliver, b.rows + p0, b.offset + col0 + j, c_tile, ldc,
+                                tile_rows, tile_cols, add);
+                continue;
+              }
+            }
+            kernel.packed(depth, a_sliver, packed_b + js * TILE_COLS * depth, c_tile, ldc,
+                          tile_rows, tile_cols, add);
           }
         }
       }
@@ -398,7 +443,7 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
 // in between, which matters when a core is shared and a waiting thread loses its time slice.
 template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
 void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
-                  bool accumulate, MicroKernel<T> kernel) {
+                  bool accumulate, Kernels<T> kernel) {
   const Blocking blocking;
   const Panels panels{std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
                                         ceil_div(m, TILE_ROWS) * TILE_ROWS),
@@ -449,7 +494,7 @@ void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
 }
 
 template <class T, Isa ISA, class OperandA, class OperandB>
-void gemm_with(MicroKernel<T> kernel, index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
+void gemm_with(Kernels<T> kernel, index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
                index_t ldc, bool accumulate) {
   using Tile = TileOf<ISA>;
   constexpr int cols = Tile::vectors * Tile::bytes / static_cast<int>(sizeof(T));
@@ -457,24 +502,28 @@ void gemm_with(MicroKernel<T> kernel, index_t m, index_t n, index_t k, OperandA 
 }
 
 // The micro-kernels of one element type, by instruction set.
+#define CONVT_KERNELS(ISA_NAME, T, SUFFIX)                                 \
+  static constexpr Kernels<T> ISA_NAME{micro_kernel_##ISA_NAME##_##SUFFIX, \
+                                       micro_kernel_##ISA_NAME##_##SUFFIX##_in_place};
 template <class T>
 struct MicroKernels;
 template <>
 struct MicroKernels<float> {
-  static constexpr MicroKernel<float> portable = micro_kernel_portable_f32;
+  CONVT_KERNELS(portable, float, f32)
 #if CONVT_X86_DISPATCH
-  static constexpr MicroKernel<float> avx2 = micro_kernel_avx2_f32;
-  static constexpr MicroKernel<float> avx512 = micro_kernel_avx512_f32;
+  CONVT_KERNELS(avx2, float, f32)
+  CONVT_KERNELS(avx512, float, f32)
 #endif
 };
 template <>
 struct MicroKernels<double> {
-  static constexpr MicroKernel<double> portable = micro_kernel_portable_f64;
+  CONVT_KERNELS(portable, double, f64)
 #if CONVT_X86_DISPATCH
-  static constexpr MicroKernel<double> avx2 = micro_kernel_avx2_f64;
-  static constexpr MicroKernel<double> avx512 = micro_kernel_avx512_f64;
+  CONVT_KERNELS(avx2, double, f64)
+  CONVT_KERNELS(avx512, double, f64)
 #endif
 };
+#undef CONVT_KERNELS
 
 template <class T, class OperandA, class OperandB>
 void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
