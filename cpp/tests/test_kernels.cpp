@@ -307,6 +307,71 @@ TYPED_TEST(Kernels, LargerProblems) {
   check_transposed<TypeParam>(c, rng);
 }
 
+// Stride-1 layers with enough channels read a zero-padded copy of their input in place
+// (shifted.hpp): padding on both sides, padding beyond dilation * (kernel - 1) (the input
+// gradient's copy then crops dy), several samples per block, a GEMM per output plane in 3-D,
+// and a transposed layer with output_padding.
+TYPED_TEST(Kernels, StrideOneLayersReadAPaddedCopy) {
+  std::mt19937 rng(11);
+  auto expect_shifted = [](const convt::ConvGeometry& g) {
+    EXPECT_STREQ(convt::forward_algorithm(g), "shifted");
+    EXPECT_STREQ(convt::backward_input_algorithm(g), "shifted");
+  };
+  Problem p;
+  p.dims = 2;
+  p.batch = 2;
+  p.x_channels = 16;
+  p.y_channels = 20;
+  p.x_size = {21, 19, 1};
+  p.kernel = {3, 3, 1};
+  p.dilation = {1, 2, 1};
+  p.pad_before = {1, 2, 0};
+  p.pad_after = {1, 2, 0};
+  p.y_size = reference::conv_output_size(p);
+  expect_shifted(convolution_geometry(p));
+  check_convolution<TypeParam>(p, rng);
+
+  p.pad_before = {3, 2, 0};  // past dilation * (kernel - 1) = 2 in the first dimension
+  p.pad_after = {2, 4, 0};
+  p.y_size = reference::conv_output_size(p);
+  expect_shifted(convolution_geometry(p));
+  check_convolution<TypeParam>(p, rng);
+
+  Problem small = p;  // several samples in one block
+  small.batch = 5;
+  small.x_size = {9, 8, 1};
+  small.pad_before = {1, 1, 0};
+  small.pad_after = {1, 1, 0};
+  small.dilation = {1, 1, 1};
+  small.y_size = reference::conv_output_size(small);
+  expect_shifted(convolution_geometry(small));
+  check_convolution<TypeParam>(small, rng);
+
+  Problem volume;  // one sample: a GEMM per output plane
+  volume.dims = 3;
+  volume.x_channels = 8;
+  volume.y_channels = 12;
+  volume.x_size = {5, 9, 10};
+  volume.kernel = {3, 3, 2};
+  volume.pad_before = {1, 1, 0};
+  volume.pad_after = {1, 1, 1};
+  volume.y_size = reference::conv_output_size(volume);
+  expect_shifted(convolution_geometry(volume));
+  check_convolution<TypeParam>(volume, rng);
+
+  Case c;
+  c.p = p;
+  c.p.dilation = {2, 2, 1};
+  c.p.pad_before = {1, 2, 0};
+  c.p.pad_after = {1, 2, 0};
+  c.p.y_size = {20, 18, 1};
+  c.output_padding = {1, 0, 0};
+  // x = (y - 1) - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+  c.p.x_size = {19 - 2 + 4 + 1 + 1, 17 - 4 + 4 + 0 + 1, 1};
+  expect_shifted(transposed_geometry(c));
+  check_transposed<TypeParam>(c, rng);
+}
+
 TYPED_TEST(Kernels, UnbatchedInput) {
   using T = TypeParam;
   std::mt19937 rng(10);
