@@ -385,10 +385,11 @@ template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
 void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
                  bool accumulate, Kernels<T> kernel, Panels panels, T* packed_a, T* packed_b) {
   constexpr bool prepacked = std::is_same_v<OperandA, PackedA<T>>;
-  // A RowTable's whole slivers are read in place: its rows are runs of memory already, and
-  // copying them would cost as much as the multiply-adds when there are few rows of A.
+  // Whole slivers of a B whose rows are contiguous are read in place, through a table of row
+  // addresses: copying them costs as much as the multiply-adds when A has few rows.
   bool in_place = false;
-  if constexpr (std::is_same_v<OperandB, RowTable<T>>) in_place = !b.transposed;
+  if constexpr (!OperandB::packs_itself) in_place = b.rows_contiguous();
+  const T* panel_rows[Blocking{}.depth];
   for (index_t col0 = 0; col0 < n; col0 += panels.cols) {
     const index_t cols = std::min(panels.cols, n - col0);
     const index_t col_slivers = ceil_div(cols, TILE_COLS);
@@ -398,6 +399,14 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
       const bool add = accumulate || p0 > 0;
       for (index_t s = whole_slivers; s < col_slivers; ++s) {
         pack_b<TILE_COLS>(b, p0, depth, col0, cols, s, packed_b);
+      }
+      const T* const* b_rows = panel_rows;
+      index_t b_offset = 0;
+      if constexpr (std::is_same_v<OperandB, RowTable<T>>) {
+        b_rows = b.rows + p0;
+        b_offset = b.offset + col0;
+      } else if constexpr (!OperandB::packs_itself) {
+        for (index_t p = 0; in_place && p < depth; ++p) panel_rows[p] = b.at(p0 + p, col0);
       }
       for (index_t row0 = 0; row0 < m; row0 += panels.rows) {
         const index_t rows = std::min(panels.rows, m - row0);
@@ -422,12 +431,10 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
             T* c_tile = c + (row0 + i) * ldc + col0 + j;
             const index_t tile_rows = std::min<index_t>(TILE_ROWS, rows - i);
             const index_t tile_cols = std::min<index_t>(TILE_COLS, cols - j);
-            if constexpr (std::is_same_v<OperandB, RowTable<T>>) {
-              if (js < whole_slivers) {
-                kernel.in_place(depth, a_sliver, b.rows + p0, b.offset + col0 + j, c_tile, ldc,
-                                tile_rows, tile_cols, add);
-                continue;
-              }
+            if (js < whole_slivers) {
+              kernel.in_place(depth, a_sliver, b_rows, b_offset + j, c_tile, ldc, tile_rows,
+                              tile_cols, add);
+              continue;
             }
             kernel.packed(depth, a_sliver, packed_b + js * TILE_COLS * depth, c_tile, ldc,
                           tile_rows, tile_cols, add);
