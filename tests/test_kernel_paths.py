@@ -24,7 +24,7 @@ ISAS = convt.supported_isas()
 # Sizes are odd or just past multiples of the tile widths (4/6/12 rows, 8/16/32 columns) and the
 # blocking limits; the comments name the GEMM dimensions (M x N x K) each case pushes.
 CASES = {
-    "odd tiles 2d": (False, (3, 5, 13, 11), (9, 5, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    "odd tiles 2d": (False, (3, 5, 23, 21), (9, 5, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
     "deep K > 256": (False, (2, 40, 6, 7), (9, 40, 3, 3), (1, 1), (1, 0), (1, 1), 1, None),
     "M > 480 forward": (False, (2, 3, 37), (500, 3, 3), (1,), (1,), (1,), 1, None),
     # col2im's GEMM has x channels * taps = 490 rows
@@ -55,12 +55,12 @@ CASES = {
     ),
     "transposed deep": (True, (2, 300, 5), (300, 7, 3), (3,), (1,), (2,), 1, (2,)),
     "transposed long": (True, (1, 3, 4500), (3, 2, 2), (1,), (0,), (1,), 1, (0,)),
-    "shifted deep": (False, (2, 40, 12, 12), (9, 40, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    "shifted deep": (False, (2, 40, 20, 20), (30, 40, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
     # padding beyond dilation * (kernel - 1): the input gradient's padded copy crops dy
     "shifted cropping": (False, (2, 8, 17, 16), (9, 8, 3, 3), (1, 1), (3, 2), (1, 1), 1, None),
     "shifted transposed dilated": (
         True,
-        (2, 9, 20, 19),
+        (2, 9, 40, 38),
         (9, 8, 3, 3),
         (1, 1),
         (1, 2),
@@ -82,7 +82,7 @@ CASES = {
     # several samples per block, padding planes between them
     "shifted 3d samples": (
         False,
-        (2, 8, 4, 12, 12),
+        (3, 8, 2, 20, 20),
         (8, 8, 1, 3, 3),
         (1, 1, 1),
         (0, 1, 1),
@@ -90,7 +90,7 @@ CASES = {
         1,
         None,
     ),
-    "shifted small images": (False, (5, 3, 10, 9), (8, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
+    "shifted small images": (False, (5, 3, 20, 18), (8, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
     # col2im a chunk of 24 channels at a time: 60 per group, chunks of 24, 24 and 12
     "col2im chunks": (False, (1, 120, 3000), (4, 60, 5), (2,), (2,), (1,), 2, None),
     # stride 1, but the padded grid would be four times the output: im2col
@@ -101,7 +101,7 @@ CASES = {
 # conv_backward_input, as Geometry.algorithms names them.
 ALGORITHMS = {
     "odd tiles 2d": ("shifted", "col2im"),
-    "deep K > 256": ("im2col", "shifted"),
+    "deep K > 256": ("im2col", "col2im"),
     "M > 480 forward": ("shifted", "col2im"),
     "M > 480 input gradient": ("im2col", "col2im"),
     "N > 4096": ("shifted", "col2im"),

@@ -322,7 +322,7 @@ TYPED_TEST(Kernels, StrideOneLayersReadAPaddedCopy) {
   p.batch = 2;
   p.x_channels = 16;
   p.y_channels = 20;
-  p.x_size = {21, 19, 1};
+  p.x_size = {41, 37, 1};
   p.kernel = {3, 3, 1};
   p.dilation = {1, 2, 1};
   p.pad_before = {1, 2, 0};
@@ -339,7 +339,7 @@ TYPED_TEST(Kernels, StrideOneLayersReadAPaddedCopy) {
 
   Problem small = p;  // several samples in one block
   small.batch = 5;
-  small.x_size = {9, 8, 1};
+  small.x_size = {24, 22, 1};
   small.pad_before = {1, 1, 0};
   small.pad_after = {1, 1, 0};
   small.dilation = {1, 1, 1};
@@ -364,10 +364,10 @@ TYPED_TEST(Kernels, StrideOneLayersReadAPaddedCopy) {
   c.p.dilation = {2, 2, 1};
   c.p.pad_before = {1, 2, 0};
   c.p.pad_after = {1, 2, 0};
-  c.p.y_size = {20, 18, 1};
+  c.p.y_size = {40, 36, 1};
   c.output_padding = {1, 0, 0};
   // x = (y - 1) - 2 * padding + dilation * (kernel - 1) + output_padding + 1
-  c.p.x_size = {19 - 2 + 4 + 1 + 1, 17 - 4 + 4 + 0 + 1, 1};
+  c.p.x_size = {39 - 2 + 4 + 1 + 1, 35 - 4 + 4 + 0 + 1, 1};
   expect_shifted(transposed_geometry(c));
   check_transposed<TypeParam>(c, rng);
 }

@@ -125,7 +125,9 @@ inline bool shifted_fits(const ShiftedProblem& p) {
   if (p.out_channels < min_rows) return false;
   const index_t samples = p.samples_per_block();
   const index_t computed = segment_count(p, samples) * segment(p, samples, 0).columns;
-  return 2 * computed <= 3 * samples * p.out_spatial();
+  // At most a quarter more columns than outputs: a 3x3 layer over 28x28 images (15% more)
+  // runs faster this way than through im2col, one over 14x14 images (30% more) slower.
+  return 4 * computed <= 5 * samples * p.out_spatial();
 }
 
 // Unit strides, and a kernel that is not 1x1 (a pointwise convolution needs no lowering).
