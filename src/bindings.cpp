@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <convt/convt.hpp>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -51,6 +52,25 @@ bool overlaps(const py::array& a, const py::array& b) {
   return a_begin < b_begin + b.nbytes() && b_begin < a_begin + a.nbytes();
 }
 
+// A new C-contiguous array. Large ones live in buffers of convt's output pool, which takes them
+// back when the array is freed, so steady-state calls take no page faults for their outputs.
+template <class T>
+Array<T> new_array(const Shape& shape) {
+  constexpr std::size_t pooled_from = std::size_t{1} << 20;
+  constexpr std::size_t header = convt::BufferPool::alignment;  // holds the buffer's size
+  std::size_t bytes = sizeof(T);
+  for (convt::index_t extent : shape) bytes *= static_cast<std::size_t>(extent);
+  if (bytes < pooled_from) return Array<T>(shape);
+  auto* buffer = static_cast<unsigned char*>(convt::output_pool().take(header + bytes));
+  std::memcpy(buffer, &bytes, sizeof bytes);
+  py::capsule owner(buffer, [](void* pointer) {
+    std::size_t size = 0;
+    std::memcpy(&size, pointer, sizeof size);
+    convt::output_pool().give_back(pointer, header + size);
+  });
+  return Array<T>(shape, reinterpret_cast<T*>(buffer + header), owner);
+}
+
 // The output: `out` when given (checked for dtype, shape, contiguity, writability and overlap
 // with the inputs), a new NumPy array otherwise.
 template <class T>
@@ -58,12 +78,13 @@ Array<T> output_array(const ConvGeometry& g, const std::optional<py::array>& out
                       const Shape& shape, std::initializer_list<const py::array*> inputs) {
   if (!out) {
     try {
-      return Array<T>(shape);
+      return new_array<T>(shape);
     } catch (const py::error_already_set& error) {
       if (!error.matches(PyExc_MemoryError)) throw;
-      throw py::value_error(g.name() + ": cannot allocate " + name + " of shape " +
-                            convt::detail::format_values(shape));
+    } catch (const convt::Error&) {
     }
+    throw py::value_error(g.name() + ": cannot allocate " + name + " of shape " +
+                          convt::detail::format_values(shape));
   }
   const py::array& given = *out;
   if (!given.dtype().is(py::dtype::of<T>())) {
@@ -434,4 +455,5 @@ PYBIND11_MODULE(_core, m) {
       py::arg("seconds"));
   m.def("workspace_bytes", &convt::workspace_bytes);
   m.def("release_workspace", &convt::release_workspace);
+  m.def("kept_output_bytes", [] { return convt::output_pool().bytes_held(); });
 }

@@ -199,4 +199,42 @@ TEST(ThreadSettings, WorkspaceIsPerThreadAndReleasable) {
   EXPECT_EQ(convt::workspace_bytes(), 0u);
 }
 
+// The output pool gives a freed buffer of the same size back, keeps no more than its limit,
+// and is safe to use from several threads at once.
+TEST(ThreadSettings, OutputPoolReusesBuffersWithinItsLimit) {
+  convt::BufferPool pool;
+  void* first = pool.take(1000);
+  pool.give_back(first, 1000);
+  EXPECT_EQ(pool.bytes_held(), 1024u);  // rounded up to whole 64-byte lines
+  EXPECT_EQ(pool.take(1000), first);
+  EXPECT_EQ(pool.bytes_held(), 0u);
+  void* other = pool.take(2000);
+  EXPECT_NE(other, first);
+  pool.give_back(first, 1000);
+  pool.give_back(other, 2000);
+
+  constexpr std::size_t big = convt::BufferPool::max_bytes / 2 + 64;
+  void* a = pool.take(big);
+  void* b = pool.take(big);
+  pool.give_back(a, big);
+  pool.give_back(b, big);  // over the limit: freed, not kept
+  EXPECT_LE(pool.bytes_held(), convt::BufferPool::max_bytes);
+  pool.release();
+  EXPECT_EQ(pool.bytes_held(), 0u);
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&pool, t] {
+      for (int i = 0; i < 1000; ++i) {
+        const std::size_t bytes = 64 * static_cast<std::size_t>(1 + (i + t) % 7);
+        auto* data = static_cast<unsigned char*>(pool.take(bytes));
+        data[0] = data[bytes - 1] = 1;
+        pool.give_back(data, bytes);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_LE(pool.bytes_held(), convt::BufferPool::max_bytes);
+}
+
 }  // namespace

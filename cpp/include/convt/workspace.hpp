@@ -1,9 +1,12 @@
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdlib>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -82,10 +85,87 @@ T* scratch(Scratch slot, std::size_t count) {
 
 }  // namespace detail
 
+// Memory for the arrays calls return, kept once they are freed so that a later call returning
+// the same size reuses it: a fresh large block costs a page fault per 4 KiB (about a
+// microsecond each here) before anything is computed, and glibc hands large freed blocks back
+// to the system whenever other allocations come between two calls. The pool keeps at most
+// `max_bytes` of freed buffers; beyond that they are freed.
+class BufferPool {
+ public:
+  static constexpr std::size_t alignment = 64;
+  static constexpr std::size_t max_bytes = std::size_t{512} << 20;
+
+  // A buffer of `bytes` (a kept one when there is one), aligned to 64 bytes.
+  void* take(std::size_t bytes) {
+    const std::size_t size = rounded(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto kept = free_.find(size);
+      if (kept != free_.end()) {
+        void* data = kept->second;
+        free_.erase(kept);
+        held_ -= size;
+        return data;
+      }
+    }
+    void* data = std::aligned_alloc(alignment, size);
+    if (data == nullptr) {
+      throw Error("convt: cannot allocate " + std::to_string(size) + " bytes for an output");
+    }
+    return data;
+  }
+
+  // Takes back a buffer `take(bytes)` returned.
+  void give_back(void* data, std::size_t bytes) {
+    const std::size_t size = rounded(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (held_ + size <= max_bytes) {
+        free_.emplace(size, data);
+        held_ += size;
+        return;
+      }
+    }
+    std::free(data);
+  }
+
+  std::size_t bytes_held() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held_;
+  }
+
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& kept : free_) std::free(kept.second);
+    free_.clear();
+    held_ = 0;
+  }
+
+  ~BufferPool() { release(); }
+
+ private:
+  static std::size_t rounded(std::size_t bytes) {
+    return (std::max<std::size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
+  }
+
+  mutable std::mutex mutex_;
+  std::multimap<std::size_t, void*> free_;
+  std::size_t held_ = 0;
+};
+
+// The process's pool for returned arrays (the Python bindings use it for large outputs).
+inline BufferPool& output_pool() {
+  static BufferPool pool;
+  return pool;
+}
+
 // Bytes of scratch the calling thread holds for reuse by later calls.
 inline std::size_t workspace_bytes() { return detail::thread_arena().bytes_held(); }
 
-// Gives the calling thread's scratch back to the system.
-inline void release_workspace() { detail::thread_arena().release(); }
+// Gives the calling thread's scratch, and the buffers kept for outputs, back to the system.
+inline void release_workspace() {
+  detail::thread_arena().release();
+  output_pool().release();
+}
 
 }  // namespace convt
