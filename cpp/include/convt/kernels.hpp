@@ -19,10 +19,11 @@
 //   conv_backward_weight   backward for weight   backward for weight (x and dy swap roles)
 //
 // plus the bias pair add/sum over the output's channels. Each lowers one group of one block of
-// columns at a time (several small samples, or a slice of one large sample) through im2col /
-// col2im into a GEMM, so scratch memory is bounded whatever the batch size. Stride-1 layers
+// columns at a time (several small samples, or a slice of one large sample) into a GEMM, so
+// scratch memory is bounded whatever the batch size: im2col packed into the GEMM's panels
+// straight from x, or a GEMM into chunks of rows that col2im adds into dx. Stride-1 layers
 // instead read a padded copy of their input in place (shifted.hpp), and tiny or depthwise ones
-// skip the GEMM (direct.hpp).
+// skip the GEMM (direct.hpp). forward_algorithm / backward_input_algorithm say which.
 
 namespace convt {
 namespace detail {
