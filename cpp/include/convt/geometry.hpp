@@ -66,6 +66,12 @@ inline index_t checked_product(const std::string& op, const char* what, const Sh
   return total;
 }
 
+// The position (k0, k1, k2) of tap `tap` of a kernel, taps numbered in row-major order (the
+// order of the weight's last axes and of the lowered matrix's rows).
+inline Extent kernel_position(const Extent& kernel, index_t tap) {
+  return {tap / (kernel[2] * kernel[1]), tap / kernel[2] % kernel[1], tap % kernel[2]};
+}
+
 }  // namespace detail
 
 // The geometry of one convolution y = x (*) w, computed and validated once per call and passed

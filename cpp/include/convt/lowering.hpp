@@ -73,6 +73,22 @@ inline Range tap_range(index_t offset, index_t stride, index_t size, index_t out
   return {first, std::max(first, last)};
 }
 
+// One kernel tap as the lowering reads it: the offsets of its reads from output position times
+// stride, and the outputs along a line whose reads fall inside x.
+struct KernelTap {
+  index_t offset0;
+  index_t offset1;
+  index_t offset2;
+  Range inside;
+};
+
+inline KernelTap kernel_tap(const ConvGeometry& g, index_t tap) {
+  const Extent k = kernel_position(g.kernel, tap);
+  const index_t offset2 = k[2] * g.dilation[2] - g.padding_before[2];
+  return {k[0] * g.dilation[0] - g.padding_before[0], k[1] * g.dilation[1] - g.padding_before[1],
+          offset2, tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
+}
+
 // Visits the lowered matrix of one input channel, outputs [first_output, first_output +
 // outputs): one call per (kernel tap, line of outputs along the last spatial axis).
 // visit(row, column, x_offset, line, inside) gets the row (channel, tap), the block column that
@@ -87,14 +103,8 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first
   const index_t first_line = first_output / line_length;
   const index_t last_line = (first_output + outputs - 1) / line_length;
   for (index_t tap = 0; tap < taps; ++tap) {
-    const index_t k2 = tap % g.kernel[2];
-    const index_t k1 = tap / g.kernel[2] % g.kernel[1];
-    const index_t k0 = tap / (g.kernel[2] * g.kernel[1]);
     const index_t row = channel * taps + tap;
-    const index_t offset0 = k0 * g.dilation[0] - g.padding_before[0];
-    const index_t offset1 = k1 * g.dilation[1] - g.padding_before[1];
-    const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
-    const Range reads = tap_range(offset2, g.stride[2], g.x_size[2], line_length);
+    const auto [offset0, offset1, offset2, reads] = kernel_tap(g, tap);
     index_t o0 = first_line / g.y_size[1];
     index_t o1 = first_line % g.y_size[1];
     for (index_t line_index = first_line; line_index <= last_line; ++line_index) {
@@ -128,27 +138,11 @@ void copy_run(T* __restrict out, const T* __restrict in, index_t first, index_t 
   for (index_t o = first; o < last; ++o) out[o] = in[o];
 }
 
-// One kernel tap as the lowering reads it: the offsets of its reads from output position times
-// stride, and the outputs along a line whose reads fall inside x.
-struct KernelTap {
-  index_t offset0;
-  index_t offset1;
-  index_t offset2;
-  Range inside;
-};
-
 // The geometry's kernel taps, in lowered-row order, in the calling thread's scratch.
 inline const KernelTap* tap_table(const ConvGeometry& g) {
   const index_t count = g.kernel_volume();
   KernelTap* taps = scratch<KernelTap>(Scratch::taps, count);
-  for (index_t tap = 0; tap < count; ++tap) {
-    const index_t k2 = tap % g.kernel[2];
-    const index_t k1 = tap / g.kernel[2] % g.kernel[1];
-    const index_t k0 = tap / (g.kernel[2] * g.kernel[1]);
-    const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
-    taps[tap] = {k0 * g.dilation[0] - g.padding_before[0], k1 * g.dilation[1] - g.padding_before[1],
-                 offset2, tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
-  }
+  for (index_t tap = 0; tap < count; ++tap) taps[tap] = kernel_tap(g, tap);
   return taps;
 }
 

@@ -186,10 +186,8 @@ RowTable<T> shifted_rows(const ShiftedProblem& p, const T* padded, index_t sampl
   const index_t taps = p.taps();
   const T** rows = scratch<const T*>(Scratch::row_table, p.depth());
   for (index_t tap = 0; tap < taps; ++tap) {
-    const index_t k2 = tap % p.kernel[2];
-    const index_t k1 = tap / p.kernel[2] % p.kernel[1];
-    const index_t k0 = tap / (p.kernel[2] * p.kernel[1]);
-    const index_t offset = p.flat(k0 * p.dilation[0], k1 * p.dilation[1], k2 * p.dilation[2]);
+    const Extent k = kernel_position(p.kernel, tap);
+    const index_t offset = p.flat(k[0] * p.dilation[0], k[1] * p.dilation[1], k[2] * p.dilation[2]);
     for (index_t c = 0; c < p.in_channels; ++c) {
       rows[c * taps + tap] = padded + c * samples * p.padded_spatial() + offset;
     }
