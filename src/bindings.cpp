@@ -313,6 +313,7 @@ PYBIND11_MODULE(_core, m) {
                                paths["conv_backward_weight"] = convt::forward_algorithm(g);
                                return paths;
                              })
+      .def_property_readonly("multiply_adds", &ConvGeometry::multiply_adds)
       .def_property_readonly(
           "input_shape", [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
       .def_property_readonly(

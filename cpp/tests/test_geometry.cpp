@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -211,6 +212,27 @@ TEST(TransposedSize, IsTheAdjointShapeOfTheConvolution) {
         ConvGeometry::transposed(1, {1, 3, y}, {3, 2, 3}, options({2}, {1}, {1}, 1, {extra}));
     EXPECT_EQ(transposed.output_shape(), (Shape{1, 2, x}));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work
+
+TEST(MultiplyAdds, EachWeightOnceForEveryOutputPosition) {
+  // Every y value sums one weight row (x channels of its group times the taps), so the count
+  // is the weight's elements times the y positions of one channel, times the batch.
+  const ConvGeometry conv =
+      ConvGeometry::convolution(2, {3, 6, 11, 9}, {4, 3, 3, 2}, options({2, 1}, {1, 0}, {1, 2}, 2));
+  EXPECT_EQ(conv.y_size[1] * conv.y_size[2], 6 * 7);
+  EXPECT_DOUBLE_EQ(conv.multiply_adds(), 3.0 * (4 * 3 * 3 * 2) * (6 * 7));
+  // The transposed layer with the same x and y sides does the same products.
+  const ConvGeometry transposed =
+      ConvGeometry::transposed(2, {3, 4, 6, 7}, {4, 3, 3, 2}, options({2, 1}, {1, 0}, {1, 2}, 2));
+  EXPECT_EQ(transposed.x_shape(), conv.x_shape());
+  EXPECT_DOUBLE_EQ(transposed.multiply_adds(), conv.multiply_adds());
+  // Past 2^63 it still counts (in double) instead of wrapping.
+  const ConvGeometry huge = ConvGeometry::convolution(1, {1 << 20, 1 << 10, 1 << 20},
+                                                      {1 << 12, 1 << 10, 1}, options({1}, {0}));
+  EXPECT_DOUBLE_EQ(huge.multiply_adds(), std::ldexp(1.0, 20 + 10 + 20 + 12));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class Geometry:
     @property
     def output_padding(self) -> tuple[int, ...]: ...
     @property
+    def multiply_adds(self) -> float:
+        """The convolution's multiply-adds, which each of its three kernels performs."""
+    @property
     def input_shape(self) -> tuple[int, ...]: ...
     @property
     def output_shape(self) -> tuple[int, ...]: ...

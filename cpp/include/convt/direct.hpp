@@ -17,10 +17,8 @@ namespace detail {
 // Direct kernels serve depthwise layers (one input channel and few output channels per group)
 // and problems too small to amortise packing.
 inline bool prefers_direct(const ConvGeometry& g) {
-  const double work = static_cast<double>(g.batch) * g.y_channels * g.lowered_rows() *
-                      static_cast<double>(g.y_spatial());
   const bool depthwise = g.x_channels_per_group() == 1 && g.y_channels_per_group() <= 4;
-  return depthwise || work <= 32768.0;
+  return depthwise || g.multiply_adds() <= 32768.0;
 }
 
 // Calls visit(x_plane, y_plane, f, c) for every (sample, y channel, x channel of its group),
@@ -28,8 +26,7 @@ inline bool prefers_direct(const ConvGeometry& g) {
 template <class Visit>
 void for_each_y_plane(const ConvGeometry& g, Visit&& visit) {
   const index_t planes = g.batch * g.y_channels;
-  const double work = static_cast<double>(planes) * g.lowered_rows() * g.y_spatial();
-  const int threads = threads_for(work);
+  const int threads = threads_for(g.multiply_adds());
   (void)threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (index_t plane = 0; plane < planes; ++plane) {
@@ -81,8 +78,7 @@ void direct_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   const index_t outputs = g.y_spatial();
   const index_t stride = g.stride[2];
   const index_t planes = g.batch * g.x_channels;
-  const double work = static_cast<double>(planes) * g.lowered_rows() * outputs;
-  const int threads = threads_for(work);
+  const int threads = threads_for(g.multiply_adds());
   (void)threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (index_t plane = 0; plane < planes; ++plane) {
@@ -137,8 +133,7 @@ void direct_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
   const index_t outputs = g.y_spatial();
   const index_t stride = g.stride[2];
   const index_t rows = g.y_channels * g.x_channels_per_group();
-  const double work = static_cast<double>(g.batch) * rows * g.kernel_volume() * outputs;
-  const int threads = threads_for(work);
+  const int threads = threads_for(g.multiply_adds());
   (void)threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (index_t weight_row = 0; weight_row < rows; ++weight_row) {

@@ -121,6 +121,14 @@ struct ConvGeometry {
   index_t y_channels_per_group() const { return y_channels / groups; }
   // Rows of the im2col matrix of one group: one per (input channel, kernel tap).
   index_t lowered_rows() const { return x_channels_per_group() * kernel_volume(); }
+  // The convolution's multiply-adds: each of the y side's values sums one weight row of
+  // lowered_rows() taps. Each of the three kernels does this many (the input gradient and the
+  // weight gradient form the same products in another order). A double, as the product of
+  // two addressable sizes can pass 2^63.
+  double multiply_adds() const {
+    return static_cast<double>(batch) * static_cast<double>(y_channels) *
+           static_cast<double>(lowered_rows()) * static_cast<double>(y_spatial());
+  }
 
   Shape x_shape() const { return tensor_shape(x_channels, x_size); }
   Shape y_shape() const { return tensor_shape(y_channels, y_size); }

@@ -112,9 +112,7 @@ void gemm_lowered(index_t m, index_t n, index_t k, OperandA a, const LoweredX<T>
 template <class Body>
 void for_each_block(const ConvGeometry& g, Body&& body) {
   const BlockPlan plan = plan_blocks(g);
-  const double work =
-      static_cast<double>(g.batch) * g.y_channels * g.lowered_rows() * g.y_spatial();
-  int threads = threads_for(work);
+  int threads = threads_for(g.multiply_adds());
   if (plan.units < threads) threads = 1;
   parallel_for(plan.units, threads,
                [&](index_t unit) { for_each_block_of_unit(g, plan, unit, body); });
@@ -263,8 +261,7 @@ void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw)
   if (detail::prefers_direct(g)) return detail::direct_backward_weight(g, x, dy, dw);
   const index_t rows = g.lowered_rows();
   const index_t size = g.y_channels * rows;
-  const double work =
-      static_cast<double>(g.batch) * g.y_channels * rows * static_cast<double>(g.y_spatial());
+  const double work = g.multiply_adds();
   if (detail::prefers_shifted_forward(g)) {
     const detail::ShiftedProblem p = detail::forward_problem(g);
     detail::sum_in_lanes(detail::sample_blocks(p), work, size, dw,

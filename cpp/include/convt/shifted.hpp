@@ -32,8 +32,9 @@ struct ShiftedProblem {
   Extent out_size{1, 1, 1};
   Extent kernel{1, 1, 1};
   Extent dilation{1, 1, 1};
-  Extent before{0, 0, 0};  // may be negative: the copy then crops
-  Extent padded{1, 1, 1};  // out_size + dilation * (kernel - 1)
+  Extent before{0, 0, 0};    // may be negative: the copy then crops
+  Extent padded{1, 1, 1};    // out_size + dilation * (kernel - 1)
+  double multiply_adds = 0;  // the geometry's, for the threads' estimate
 
   index_t taps() const { return kernel[0] * kernel[1] * kernel[2]; }
   index_t depth() const { return in_channels * taps(); }
@@ -87,6 +88,7 @@ inline ShiftedProblem shifted_common(const ConvGeometry& g, index_t in_channels,
   p.out_size = out_size;
   p.kernel = g.kernel;
   p.dilation = g.dilation;
+  p.multiply_adds = g.multiply_adds();
   for (int d = 0; d < max_spatial_dims; ++d) {
     p.padded[d] = out_size[d] + g.dilation[d] * (g.kernel[d] - 1);
   }
@@ -211,15 +213,10 @@ void for_each_output_line(const ShiftedProblem& p, index_t samples, const Segmen
   }
 }
 
-// Blocks of whole samples, and the multiply-adds of the whole problem.
+// Blocks of whole samples.
 inline index_t sample_blocks(const ShiftedProblem& p) {
   const index_t per_block = p.samples_per_block();
   return (p.batch + per_block - 1) / per_block;
-}
-
-inline double shifted_work(const ShiftedProblem& p) {
-  return static_cast<double>(p.batch) * p.groups * p.out_channels * p.depth() *
-         static_cast<double>(p.out_spatial());
 }
 
 // Calls body(first_sample, samples) for block `block`.
@@ -259,7 +256,7 @@ void shifted_forward(const ShiftedProblem& p, const T* in, const T* weight, T* o
   // Threads take whole blocks when there are enough (each GEMM then runs on one core) and
   // split each GEMM otherwise.
   const index_t blocks = sample_blocks(p);
-  int threads = threads_for(shifted_work(p));
+  int threads = threads_for(p.multiply_adds);
   if (blocks < threads) threads = 1;
   parallel_for(blocks, threads, [&](index_t block) {
     with_sample_block(p, block, [&](index_t first, index_t samples) {
