@@ -59,9 +59,10 @@ else
   exit 1
 fi
 
-# The package with its test extras. torch is pinned by the extra (torch==2.13.0); never ask pip
-# for an unpinned torch, which would pull a multi-gigabyte CUDA build.
-"$PYTHON" -m pip install ".[test,torch]"
+# The package with its test extras. The torch extra is a lower bound; the constraints file pins the
+# version tested (torch==2.13.0). Never ask pip for torch without it: an unpinned torch pulls a
+# multi-gigabyte CUDA build.
+"$PYTHON" -m pip install -c scripts/constraints.txt ".[test,torch]"
 
 # CMake and Ninja for the C++ tests, from PyPI when the machine has none.
 missing=()

@@ -3,6 +3,8 @@
 A header-only C++ core bound to NumPy. ``convt.functional`` has PyTorch's functions and their
 gradients, ``convt.nn`` and ``convt.optim`` a small layer API, and the top level the
 single-channel functions convt grew from (``convolute``, ``convolute_full``, ``fcn_forward``, ...).
+``get_include()`` and ``get_cmake_dir()`` locate the C++ headers and CMake package inside the
+installed package, for C++ programs and Cython extensions (``convt/__init__.pxd``).
 """
 
 from . import functional, nn, optim
@@ -16,6 +18,7 @@ from ._core import (
     set_num_threads,
     supported_isas,
 )
+from ._locations import get_cmake_dir, get_include
 from ._seed import (
     cnn_backward,
     cnn_forward,
@@ -40,6 +43,8 @@ __all__ = [
     "fcn_backward",
     "fcn_forward",
     "functional",
+    "get_cmake_dir",
+    "get_include",
     "get_isa",
     "get_num_threads",
     "gradcheck",

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .._core import __version__
-from . import bench, demo, explain, gradcheck
+from . import bench, demo, explain, gradcheck, locations
 from ._common import CommandError, Parser
 
 __all__ = ["build_parser", "main"]
@@ -37,6 +37,7 @@ def build_parser() -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"convt {__version__}")
+    locations.add_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="command", required=True)
     for module in (demo, gradcheck, explain, bench):
         module.add_parser(commands)
