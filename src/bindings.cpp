@@ -169,21 +169,22 @@ std::tuple<py::object, py::object, py::object> backward(
   });
 }
 
-convt::PaddingMode padding_mode(const std::string& name) {
-  if (name == "explicit") return convt::PaddingMode::explicit_values;
-  if (name == "valid") return convt::PaddingMode::valid;
-  if (name == "same") return convt::PaddingMode::same;
+convt::PaddingRule padding_rule(const std::string& name) {
+  if (name == "explicit") return convt::PaddingRule::explicit_values;
+  if (name == "valid") return convt::PaddingRule::valid;
+  if (name == "same") return convt::PaddingRule::same;
   throw py::value_error("padding must be 'valid', 'same' or numbers, got '" + name + "'");
 }
 
 convt::ConvOptions options(const Shape& stride, const Shape& padding, const Shape& padding_after,
-                           const std::string& mode, const Shape& dilation, index_t groups,
-                           const Shape& output_padding, const Shape& output_size) {
+                           const std::string& rule, const std::string& mode, const Shape& dilation,
+                           index_t groups, const Shape& output_padding, const Shape& output_size) {
   convt::ConvOptions result;
   result.stride = stride;
   result.padding = padding;
   result.padding_after = padding_after;
-  result.padding_mode = padding_mode(mode);
+  result.padding_rule = padding_rule(rule);
+  result.padding_mode = convt::parse_padding_mode(mode);
   result.dilation = dilation;
   result.groups = groups;
   result.output_padding = output_padding;
@@ -305,6 +306,13 @@ PYBIND11_MODULE(_core, m) {
                              [](const ConvGeometry& g) { return spatial(g, g.dilation); })
       .def_property_readonly("output_padding",
                              [](const ConvGeometry& g) { return spatial(g, g.output_padding); })
+      .def_property_readonly(
+          "padding_mode",
+          [](const ConvGeometry& g) { return convt::padding_mode_name(g.padding_mode); })
+      .def_property_readonly("output_size_first",
+                             [](const ConvGeometry& g) { return spatial(g, g.output_size_first); })
+      .def_property_readonly("output_size_last",
+                             [](const ConvGeometry& g) { return spatial(g, g.output_size_last); })
       .def_property_readonly("algorithms",
                              [](const ConvGeometry& g) {
                                py::dict paths;
@@ -331,28 +339,29 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "conv_geometry",
       [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
-         const Shape& padding, const Shape& padding_after, const std::string& mode,
-         const Shape& dilation, index_t groups) {
+         const Shape& padding, const Shape& padding_after, const std::string& rule,
+         const Shape& dilation, index_t groups, const std::string& mode) {
         return ConvGeometry::convolution(
             dims, input, weight,
-            options(stride, padding, padding_after, mode, dilation, groups, {0}, {}));
+            options(stride, padding, padding_after, rule, mode, dilation, groups, {0}, {}));
       },
       py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
-      py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"), py::arg("dilation"),
-      py::arg("groups"));
+      py::arg("padding"), py::arg("padding_after"), py::arg("padding_rule"), py::arg("dilation"),
+      py::arg("groups"), py::arg("padding_mode") = "zeros");
   m.def(
       "conv_transpose_geometry",
       [](int dims, const Shape& input, const Shape& weight, const Shape& stride,
-         const Shape& padding, const Shape& padding_after, const std::string& mode,
+         const Shape& padding, const Shape& padding_after, const std::string& rule,
          const Shape& output_padding, index_t groups, const Shape& dilation,
-         const Shape& output_size) {
+         const Shape& output_size, const std::string& mode) {
         return ConvGeometry::transposed(dims, input, weight,
-                                        options(stride, padding, padding_after, mode, dilation,
-                                                groups, output_padding, output_size));
+                                        options(stride, padding, padding_after, rule, mode,
+                                                dilation, groups, output_padding, output_size));
       },
       py::arg("dims"), py::arg("input_shape"), py::arg("weight_shape"), py::arg("stride"),
-      py::arg("padding"), py::arg("padding_after"), py::arg("padding_mode"),
-      py::arg("output_padding"), py::arg("groups"), py::arg("dilation"), py::arg("output_size"));
+      py::arg("padding"), py::arg("padding_after"), py::arg("padding_rule"),
+      py::arg("output_padding"), py::arg("groups"), py::arg("dilation"), py::arg("output_size"),
+      py::arg("padding_mode") = "zeros");
 
   m.def("forward", &forward, py::arg("geometry"), py::arg("input"), py::arg("weight"),
         py::arg("bias") = py::none(), py::arg("out") = py::none());

@@ -216,12 +216,19 @@ def test_geometry_describes_the_call(extension):
         "max_spatial_dims": 3,
     }
     assert {name: g[name] for name in expected} == expected
-    same = extension.describe("conv", [1, 2, 7], [3, 2, 4], padding_mode="same")
+    same = extension.describe("conv", [1, 2, 7], [3, 2, 4], padding_rule="same")
     assert same["padding_before"] == [1] and same["padding_after"] == [2]
     assert same["output_shape"] == (1, 3, 7) and same["batched"]
-    unbatched = extension.describe("conv", [2, 6, 6], [3, 2, 3, 3], padding_mode="valid")
+    unbatched = extension.describe("conv", [2, 6, 6], [3, 2, 3, 3], padding_rule="valid")
     assert not unbatched["batched"] and unbatched["output_shape"] == (3, 4, 4)
     assert extension.describe("conv", [1, 2, 5, 5, 5], [2, 1, 3, 3, 3], groups=2)["dims"] == 3
+    strided = extension.describe("conv", [1, 2, 7], [3, 2, 4], stride=2, padding_rule="same")
+    assert strided["output_shape"] == (1, 3, 4) and strided["padding_after"] == [2]
+    circular = extension.describe(
+        "transposed", [1, 2, 12], [2, 1, 3], stride=2, padding=1, padding_mode="circular"
+    )
+    assert circular["padding_mode"] == "circular"
+    assert (circular["output_size_first"], circular["output_size_last"]) == ([23], [24])
 
 
 def test_builders_without_options_use_the_defaults(extension):
@@ -281,8 +288,10 @@ def test_bad_arguments_raise_value_error_with_convts_message(extension):
         extension.describe("conv", [2, 3, 8, 8], [4, 2, 3, 3])
     with pytest.raises(ValueError, match=r"output_padding \(2\) must be smaller than stride"):
         extension.describe("transposed", [1, 2, 4, 4], [2, 2, 3, 3], stride=2, output_padding=2)
-    with pytest.raises(ValueError, match="padding='same' needs stride 1"):
-        extension.describe("conv", [1, 2, 7], [3, 2, 4], stride=2, padding_mode="same")
+    with pytest.raises(ValueError, match="padding_mode='reflect' needs padding smaller"):
+        extension.describe("conv", [1, 2, 3], [3, 2, 3], padding=3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros', 'reflect'"):
+        extension.describe("conv", [1, 2, 7], [3, 2, 4], padding_mode="mirror")
     with pytest.raises(ValueError, match=r"grad_output must have shape \(1, 3, 4, 4\)"):
         extension.expect_shape("conv", [1, 2, 6, 6], [3, 2, 3, 3], [1, 3, 4, 5], [1, 3, 4, 4])
     with pytest.raises(ValueError, match=r"Matrix: index \(5, 0\) is outside a 2 x 2 matrix"):

@@ -238,13 +238,14 @@ def test_padding_string_must_be_valid_or_same(padding):
     raises(ValueError, call_with("conv2d", padding=padding), "padding", repr(padding))
 
 
-def test_padding_same_needs_stride_one():
-    raises(ValueError, call_with("conv2d", padding="same", stride=2), "'same'", "stride", "2")
-    raises(ValueError, call_with("conv1d", padding="same", stride=(2,)), "'same'", "stride 2")
-
-
-def test_padding_same_is_not_for_transposed_convolution():
-    raises(ValueError, call_with("conv_transpose2d", padding="same"), "conv_transpose2d", "'same'")
+def test_padding_same_leaves_output_padding_to_output_size():
+    raises(
+        ValueError,
+        call_with("conv_transpose2d", padding="same", stride=2, output_padding=1),
+        "conv_transpose2d",
+        "output_padding (1, 1) cannot be combined with padding='same'",
+        "output_size",
+    )
 
 
 # ---- output_size ----

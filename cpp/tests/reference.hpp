@@ -3,8 +3,8 @@
 // A plain-loop reference for the three kernels and the bias pair, independent of convt: its own
 // description of the problem, its own output-size arithmetic, float64 sums, and the loops of the
 // seeds' naive algorithms (gather for the forward pass, scatter for the gradients), corrected for
-// stride, asymmetric padding, dilation and groups. Tensors are contiguous (N, C, d0, d1, d2);
-// unused spatial dimensions have size 1.
+// stride, asymmetric padding, dilation, groups and padding that holds values (PyTorch's
+// padding_mode). Tensors are contiguous (N, C, d0, d1, d2); unused spatial dimensions have size 1.
 
 #include <array>
 #include <cstddef>
@@ -14,6 +14,32 @@ namespace reference {
 
 using Index = std::ptrdiff_t;
 using Extent = std::array<Index, 3>;
+
+// What a tap that falls in the padding reads: nothing, or the element of x that PyTorch's
+// F.pad(mode) puts there.
+enum class Mode { zeros, reflect, replicate, circular };
+
+// The element of x (along an axis of `size`) that position i, outside [0, size) when it falls
+// in the padding, reads; -1 for none. Reflection and wrapping repeat as often as needed, which
+// PyTorch's rules on padding sizes never ask for.
+inline Index padded_source(Mode mode, Index i, Index size) {
+  if (i >= 0 && i < size) return i;
+  switch (mode) {
+    case Mode::zeros:
+      return -1;
+    case Mode::replicate:
+      return i < 0 ? 0 : size - 1;
+    case Mode::circular:
+      return ((i % size) + size) % size;
+    case Mode::reflect: {
+      if (size == 1) return 0;
+      const Index period = 2 * (size - 1);
+      const Index r = ((i % period) + period) % period;
+      return r < size ? r : period - r;
+    }
+  }
+  return -1;
+}
 
 // One convolution y = x (*) w. `x` is the image side (a convolution's input, a transposed
 // convolution's output), `y` the response side; w is (y_channels, x_channels / groups, k...).
@@ -29,6 +55,7 @@ struct Problem {
   Extent pad_before{0, 0, 0};
   Extent pad_after{0, 0, 0};
   Extent dilation{1, 1, 1};
+  Mode mode = Mode::zeros;
   Extent y_size{1, 1, 1};  // a convolution's: conv_output_size(); a transposed one's: its input
 
   Index x_spatial() const { return x_size[0] * x_size[1] * x_size[2]; }
@@ -55,7 +82,8 @@ inline Extent conv_output_size(const Problem& p) {
 }
 
 // Calls visit(x_index, y_index, w_index) for every multiply-add of the convolution:
-// y[y_index] += w[w_index] * x[x_index]. Taps that fall in the padding are skipped.
+// y[y_index] += w[w_index] * x[x_index]. Taps that fall in zero padding are skipped; taps that
+// fall in padding holding values read the element of x it holds.
 template <class Visit>
 void for_each_term(const Problem& p, Visit&& visit) {
   const Extent& y = p.y_size;
@@ -70,17 +98,20 @@ void for_each_term(const Problem& p, Visit&& visit) {
               const Index c = group * p.x_per_group() + cg;
               for (Index k0 = 0; k0 < p.kernel[0]; ++k0) {
                 const Index i0 = o0 * p.stride[0] - p.pad_before[0] + k0 * p.dilation[0];
-                if (i0 < 0 || i0 >= p.x_size[0]) continue;
+                const Index j0 = padded_source(p.mode, i0, p.x_size[0]);
+                if (j0 < 0) continue;
                 for (Index k1 = 0; k1 < p.kernel[1]; ++k1) {
                   const Index i1 = o1 * p.stride[1] - p.pad_before[1] + k1 * p.dilation[1];
-                  if (i1 < 0 || i1 >= p.x_size[1]) continue;
+                  const Index j1 = padded_source(p.mode, i1, p.x_size[1]);
+                  if (j1 < 0) continue;
                   for (Index k2 = 0; k2 < p.kernel[2]; ++k2) {
                     const Index i2 = o2 * p.stride[2] - p.pad_before[2] + k2 * p.dilation[2];
-                    if (i2 < 0 || i2 >= p.x_size[2]) continue;
+                    const Index j2 = padded_source(p.mode, i2, p.x_size[2]);
+                    if (j2 < 0) continue;
                     const Index x_index =
-                        (((n * p.x_channels + c) * p.x_size[0] + i0) * p.x_size[1] + i1) *
+                        (((n * p.x_channels + c) * p.x_size[0] + j0) * p.x_size[1] + j1) *
                             p.x_size[2] +
-                        i2;
+                        j2;
                     const Index w_index =
                         (((f * p.x_per_group() + cg) * p.kernel[0] + k0) * p.kernel[1] + k1) *
                             p.kernel[2] +

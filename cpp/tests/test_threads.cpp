@@ -45,9 +45,15 @@ ConvOptions make_options(Shape stride, Shape padding, convt::index_t groups = 1,
   return o;
 }
 
+ConvOptions with_mode(ConvOptions o, convt::PaddingMode mode) {
+  o.padding_mode = mode;
+  return o;
+}
+
 // Problems large enough to start threads: one big sample (threads inside the GEMM and the
 // lowering), many small samples, a transposed layer, a 3-D one, a pointwise one, and depthwise
-// layers (which run without lowering).
+// layers (which run without lowering), and padding that holds values (a padded copy, and a fold
+// of the ring for the adjoint).
 std::vector<Problem> problems() {
   // Each has about ten million multiply-adds per kernel, well above the few million below which
   // convt keeps to one thread.
@@ -65,6 +71,12 @@ std::vector<Problem> problems() {
        ConvGeometry::convolution(2, {8, 32, 66, 66}, {32, 1, 3, 3}, make_options({1}, {1}, 32))},
       {"depthwise transposed", ConvGeometry::transposed(2, {8, 32, 64, 64}, {32, 1, 3, 3},
                                                         make_options({2}, {1}, 32, {1}))},
+      {"reflect",
+       ConvGeometry::convolution(2, {2, 32, 40, 40}, {32, 32, 3, 3},
+                                 with_mode(make_options({1}, {2}), convt::PaddingMode::reflect))},
+      {"circular transposed", ConvGeometry::transposed(2, {8, 32, 24, 24}, {32, 8, 4, 4},
+                                                       with_mode(make_options({2}, {1}, 2, {1}),
+                                                                 convt::PaddingMode::circular))},
   };
 }
 

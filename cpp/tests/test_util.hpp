@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <exception>
+#include <initializer_list>
 #include <limits>
 #include <random>
 #include <string>
@@ -78,6 +80,63 @@ inline convt::Shape first(const reference::Extent& extent, int dims) {
   return convt::Shape(extent.begin(), extent.begin() + dims);
 }
 
+// Runs `call`, which must throw convt::Error whose message contains each of `words`.
+template <class Call>
+void expect_error(Call&& call, std::initializer_list<const char*> words) {
+  try {
+    call();
+    ADD_FAILURE() << "no exception; expected one mentioning '" << *words.begin() << "'";
+  } catch (const convt::Error& error) {
+    const std::string message = error.what();
+    for (const char* word : words) {
+      EXPECT_NE(message.find(word), std::string::npos)
+          << "message \"" << message << "\" lacks \"" << word << "\"";
+    }
+  } catch (const std::exception& error) {
+    ADD_FAILURE() << "threw another type: " << error.what();
+  }
+}
+
+// The defining property of the transposed convolution, for geometry g of problem p:
+// <conv(x), y> == <x, conv_transpose(y)>, and the weight gradient is the adjoint in w,
+// <conv(x; w), dy> == <w, dw(x, dy)>.
+template <class T>
+void expect_adjoint(const convt::ConvGeometry& g, const reference::Problem& p, std::mt19937& rng) {
+  // Dot products of a few hundred terms summed in double: float's rounding of each kernel
+  // output dominates.
+  const double relative = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  const auto x = random_vector<T>(rng, p.x_count());
+  const auto y = random_vector<T>(rng, p.y_count());
+  const auto w = random_vector<T>(rng, p.w_count());
+  std::vector<T> conv_x(y.size()), transpose_y(x.size()), dw(w.size());
+  convt::conv_forward(g, x.data(), w.data(), conv_x.data());
+  convt::conv_backward_input(g, y.data(), w.data(), transpose_y.data());
+  convt::conv_backward_weight(g, x.data(), y.data(), dw.data());
+  double lhs = 0, rhs = 0, weight_side = 0, scale = 0;
+  for (std::size_t j = 0; j < y.size(); ++j) {
+    lhs += static_cast<double>(conv_x[j]) * y[j];
+    scale += std::abs(static_cast<double>(conv_x[j]) * y[j]);
+  }
+  for (std::size_t j = 0; j < x.size(); ++j) rhs += static_cast<double>(x[j]) * transpose_y[j];
+  for (std::size_t j = 0; j < w.size(); ++j) weight_side += static_cast<double>(w[j]) * dw[j];
+  const double bound = relative * (scale + 1.0) * std::sqrt(static_cast<double>(p.w_count()));
+  EXPECT_NEAR(lhs, rhs, bound);
+  EXPECT_NEAR(lhs, weight_side, bound);
+}
+
+inline convt::PaddingMode padding_mode(reference::Mode mode) {
+  switch (mode) {
+    case reference::Mode::reflect:
+      return convt::PaddingMode::reflect;
+    case reference::Mode::replicate:
+      return convt::PaddingMode::replicate;
+    case reference::Mode::circular:
+      return convt::PaddingMode::circular;
+    default:
+      return convt::PaddingMode::zeros;
+  }
+}
+
 // The options of a convolution or transposed convolution that computes problem `p`.
 inline convt::ConvOptions options_for(const reference::Problem& p,
                                       const reference::Extent& output_padding = {0, 0, 0}) {
@@ -85,6 +144,7 @@ inline convt::ConvOptions options_for(const reference::Problem& p,
   options.stride = first(p.stride, p.dims);
   options.padding = first(p.pad_before, p.dims);
   options.padding_after = first(p.pad_after, p.dims);
+  options.padding_mode = padding_mode(p.mode);
   options.dilation = first(p.dilation, p.dims);
   options.groups = p.groups;
   options.output_padding = first(output_padding, p.dims);
@@ -113,7 +173,10 @@ inline std::string describe(const reference::Problem& p) {
          " groups=" + std::to_string(p.groups) + " Cx=" + std::to_string(p.x_channels) +
          " Cy=" + std::to_string(p.y_channels) + " x=" + list(p.x_size) + " y=" + list(p.y_size) +
          " k=" + list(p.kernel) + " stride=" + list(p.stride) + " pad=" + list(p.pad_before) + "/" +
-         list(p.pad_after) + " dilation=" + list(p.dilation);
+         list(p.pad_after) + " dilation=" + list(p.dilation) +
+         (p.mode == reference::Mode::zeros
+              ? ""
+              : std::string(" mode=") + convt::padding_mode_name(padding_mode(p.mode)));
 }
 
 // A convolution (or a transposed convolution, with its output_padding) drawn at random: 1-3

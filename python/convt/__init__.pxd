@@ -30,10 +30,21 @@ cdef extern from "convt/geometry.hpp" namespace "convt" nogil:
         Extent()
         index_t& operator[](size_t)
 
-    enum class PaddingMode:
+    # How the padding amounts are found: as given, none, or TensorFlow's 'same'.
+    enum class PaddingRule:
         explicit_values
         valid
         same
+
+    # What the padding holds (PyTorch's padding_mode).
+    enum class PaddingMode:
+        zeros
+        reflect
+        replicate
+        circular
+
+    const char* padding_mode_name(PaddingMode mode)
+    PaddingMode parse_padding_mode(const string& name) except +
 
     enum class ConvKind:
         convolution
@@ -46,6 +57,7 @@ cdef extern from "convt/geometry.hpp" namespace "convt" nogil:
         Shape stride
         Shape padding
         Shape padding_after
+        PaddingRule padding_rule
         PaddingMode padding_mode
         Shape dilation
         index_t groups
@@ -70,8 +82,11 @@ cdef extern from "convt/geometry.hpp" namespace "convt" nogil:
         Extent stride
         Extent padding_before
         Extent padding_after
+        PaddingMode padding_mode
         Extent dilation
         Extent output_padding
+        Extent output_size_first
+        Extent output_size_last
 
         @staticmethod
         ConvGeometry convolution(int dims, const Shape& input, const Shape& weight) except +

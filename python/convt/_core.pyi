@@ -56,6 +56,14 @@ class Geometry:
     def multiply_adds(self) -> float:
         """The convolution's multiply-adds, which each of its three kernels performs."""
     @property
+    def padding_mode(self) -> str: ...
+    @property
+    def output_size_first(self) -> tuple[int, ...]:
+        """A transposed convolution's smallest output size per dimension that output_size takes."""
+    @property
+    def output_size_last(self) -> tuple[int, ...]:
+        """A transposed convolution's largest output size per dimension that output_size takes."""
+    @property
     def input_shape(self) -> tuple[int, ...]: ...
     @property
     def output_shape(self) -> tuple[int, ...]: ...
@@ -69,9 +77,10 @@ def conv_geometry(
     stride: Sequence[int],
     padding: Sequence[int],
     padding_after: Sequence[int],
-    padding_mode: str,
+    padding_rule: str,
     dilation: Sequence[int],
     groups: int,
+    padding_mode: str = "zeros",
 ) -> Geometry: ...
 def conv_transpose_geometry(
     dims: int,
@@ -80,11 +89,12 @@ def conv_transpose_geometry(
     stride: Sequence[int],
     padding: Sequence[int],
     padding_after: Sequence[int],
-    padding_mode: str,
+    padding_rule: str,
     output_padding: Sequence[int],
     groups: int,
     dilation: Sequence[int],
     output_size: Sequence[int],
+    padding_mode: str = "zeros",
 ) -> Geometry: ...
 def forward(
     geometry: Geometry,

@@ -14,7 +14,7 @@ from convt cimport (
     ConvOptions,
     Gradients,
     Matrix,
-    PaddingMode,
+    PaddingRule,
     Shape,
     Strides,
     index_t,
@@ -47,13 +47,14 @@ cdef ConvGeometry geometry_of(str kind, Shape input_shape, Shape weight_shape,
         o.padding_after = as_list(options["padding_after"])
     if "output_size" in options:
         o.output_size = as_list(options["output_size"])
-    mode = options.get("padding_mode")
-    if mode == "same":
-        o.padding_mode = PaddingMode.same
-    elif mode == "valid":
-        o.padding_mode = PaddingMode.valid
+    rule = options.get("padding_rule")
+    if rule == "same":
+        o.padding_rule = PaddingRule.same
+    elif rule == "valid":
+        o.padding_rule = PaddingRule.valid
     else:
-        o.padding_mode = PaddingMode.explicit_values
+        o.padding_rule = PaddingRule.explicit_values
+    o.padding_mode = convt.parse_padding_mode(options.get("padding_mode", "zeros").encode())
     cdef int dims = weight_shape.size() - 2
     if kind == "conv":
         return ConvGeometry.convolution(dims, input_shape, weight_shape, o)
@@ -90,6 +91,9 @@ def describe(str kind, input_shape, weight_shape, **options):
         "padding_after": [g.padding_after[g.axis(d)] for d in range(g.dims)],
         "dilation": [g.dilation[g.axis(d)] for d in range(g.dims)],
         "output_padding": [g.output_padding[g.axis(d)] for d in range(g.dims)],
+        "padding_mode": convt.padding_mode_name(g.padding_mode).decode(),
+        "output_size_first": [g.output_size_first[g.axis(d)] for d in range(g.dims)],
+        "output_size_last": [g.output_size_last[g.axis(d)] for d in range(g.dims)],
         "x_spatial": g.x_spatial(),
         "y_spatial": g.y_spatial(),
         "kernel_volume": g.kernel_volume(),

@@ -9,6 +9,7 @@
 #include "kernels.hpp"
 #include "layer.hpp"
 #include "matrix.hpp"
+#include "padding.hpp"
 #include "peak.hpp"
 #include "seed_layers.hpp"
 #include "shifted.hpp"

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <limits>
@@ -20,7 +21,36 @@ inline constexpr int max_spatial_dims = 3;
 // serve one and two and the last entry is always the contiguous one.
 using Extent = std::array<index_t, max_spatial_dims>;
 
-enum class PaddingMode { explicit_values, valid, same };
+// How the padding amounts are found: as given, none ("valid"), or TensorFlow's "same" (a
+// convolution's output is ceil(input / stride), a transposed one's input x stride).
+enum class PaddingRule { explicit_values, valid, same };
+
+// What the padding holds, as PyTorch's padding_mode: zeros, the input mirrored about its edge
+// (without repeating the edge), the edge repeated, or the input wrapped around.
+enum class PaddingMode { zeros, reflect, replicate, circular };
+
+inline const char* padding_mode_name(PaddingMode mode) {
+  switch (mode) {
+    case PaddingMode::zeros:
+      return "zeros";
+    case PaddingMode::reflect:
+      return "reflect";
+    case PaddingMode::replicate:
+      return "replicate";
+    case PaddingMode::circular:
+      return "circular";
+  }
+  return "?";
+}
+
+inline PaddingMode parse_padding_mode(const std::string& name) {
+  for (PaddingMode mode :
+       {PaddingMode::zeros, PaddingMode::reflect, PaddingMode::replicate, PaddingMode::circular}) {
+    if (name == padding_mode_name(mode)) return mode;
+  }
+  throw Error("padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got '" + name +
+              "'");
+}
 
 enum class ConvKind { convolution, transposed };
 
@@ -30,7 +60,8 @@ struct ConvOptions {
   Shape stride{1};
   Shape padding{0};       // before each spatial dimension, and after it unless padding_after is set
   Shape padding_after{};  // empty: symmetric padding
-  PaddingMode padding_mode = PaddingMode::explicit_values;
+  PaddingRule padding_rule = PaddingRule::explicit_values;
+  PaddingMode padding_mode = PaddingMode::zeros;
   Shape dilation{1};
   index_t groups = 1;
   Shape output_padding{0};  // transposed convolution only
@@ -97,8 +128,12 @@ struct ConvGeometry {
   Extent stride{1, 1, 1};
   Extent padding_before{0, 0, 0};
   Extent padding_after{0, 0, 0};
+  PaddingMode padding_mode = PaddingMode::zeros;  // what the padding of x holds
   Extent dilation{1, 1, 1};
   Extent output_padding{0, 0, 0};  // transposed convolution: x_size beyond the smallest valid one
+  // Transposed convolution: the output sizes output_size may ask for, first and last.
+  Extent output_size_first{1, 1, 1};
+  Extent output_size_last{1, 1, 1};
 
   static ConvGeometry convolution(int dims, const Shape& input, const Shape& weight,
                                   const ConvOptions& options = {});
@@ -177,6 +212,7 @@ struct ConvGeometry {
   static ConvGeometry common(ConvKind kind, int dims, const Shape& input, const Shape& weight,
                              const ConvOptions& options);
   void check_addressable() const;
+  void check_padding_mode() const;
 };
 
 namespace detail {
@@ -257,6 +293,7 @@ inline ConvGeometry ConvGeometry::common(ConvKind kind, int dims, const Shape& i
   }
   if (options.groups <= 0) fail(op, ": groups (", options.groups, ") must be positive");
   g.groups = options.groups;
+  g.padding_mode = options.padding_mode;
 
   detail::require_all(op, "stride", options.stride, true);
   detail::require_all(op, "dilation", options.dilation, true);
@@ -279,6 +316,25 @@ inline void ConvGeometry::check_addressable() const {
   detail::checked_product(op, "the weight", weight_shape());
 }
 
+// PyTorch's rules for the padding of x (a convolution's input, a transposed convolution's
+// output): a reflection must not reach past the far edge, nor may circular padding wrap around
+// more than once.
+inline void ConvGeometry::check_padding_mode() const {
+  if (padding_mode != PaddingMode::reflect && padding_mode != PaddingMode::circular) return;
+  const bool reflect = padding_mode == PaddingMode::reflect;
+  const char* side = kind == ConvKind::convolution ? "input" : "output";
+  for (int d = 0; d < dims; ++d) {
+    const int a = axis(d);
+    const index_t largest = std::max(padding_before[a], padding_after[a]);
+    if (reflect ? largest >= x_size[a] : largest > x_size[a]) {
+      detail::fail(name(), ": padding_mode='", padding_mode_name(padding_mode), "' needs padding ",
+                   reflect ? "smaller than" : "at most", " the ", side, " size, got padding ",
+                   padding_before[a], " before and ", padding_after[a], " after an ", side,
+                   " of size ", x_size[a], " in spatial dimension ", d);
+    }
+  }
+}
+
 inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, const Shape& weight,
                                               const ConvOptions& options) {
   using detail::fail;
@@ -295,17 +351,20 @@ inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, cons
     fail(op, ": input has ", g.x_channels, " channels, but weight.shape[1] (", weight[1],
          ") x groups (", g.groups, ") = ", weight[1] * g.groups);
   }
-  if (options.padding_mode != PaddingMode::explicit_values) {
+  if (options.padding_rule != PaddingRule::explicit_values) {
     for (int d = 0; d < dims; ++d) {
       const int a = g.axis(d);
       index_t total = 0;
-      if (options.padding_mode == PaddingMode::same) {
-        if (g.stride[a] != 1) {
-          fail(op, ": padding='same' needs stride 1, got stride ",
-               detail::format_extent(g.stride, dims));
-        }
-        // PyTorch's choice: the odd padding element goes after.
-        total = g.dilation[a] * (g.kernel[a] - 1);
+      if (options.padding_rule == PaddingRule::same) {
+        // TensorFlow's rule, which is PyTorch's at stride 1: the output has ceil(input /
+        // stride) elements and the odd padding element goes after.
+        const index_t size = input[first_spatial + d];
+        const detail::wide_t needed =
+            (detail::wide_t(size) + g.stride[a] - 1) / g.stride[a] * g.stride[a] - g.stride[a] +
+            detail::wide_t(g.dilation[a]) * (g.kernel[a] - 1) + 1 - size;
+        detail::check_size_range(op, needed, d, size, g.kernel[a], g.stride[a], 0, 0,
+                                 g.dilation[a]);
+        total = std::max<index_t>(0, static_cast<index_t>(needed));
       }
       g.padding_before[a] = total / 2;
       g.padding_after[a] = total - total / 2;
@@ -330,6 +389,7 @@ inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, cons
     }
     g.y_size[a] = (padded - dilated_kernel) / g.stride[a] + 1;
   }
+  g.check_padding_mode();
   g.check_addressable();
   return g;
 }
@@ -350,17 +410,17 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
          g.groups, ")");
   }
   g.x_channels = weight[1] * g.groups;
-  if (options.padding_mode == PaddingMode::same) {
-    fail(op,
-         ": padding='same' is not supported for transposed convolution; give the padding as "
-         "numbers");
-  }
-  if (options.padding_mode == PaddingMode::valid) {
+  if (options.padding_rule == PaddingRule::valid) {
     g.padding_before = g.padding_after = Extent{0, 0, 0};
   }
+  const bool same = options.padding_rule == PaddingRule::same;
   detail::require_all(op, "output_padding", options.output_padding, false);
   Extent output_padding =
       detail::per_dimension(op, "output_padding", options.output_padding, dims, 0);
+  if (same && output_padding != Extent{0, 0, 0}) {
+    fail(op, ": output_padding ", detail::format_extent(output_padding, dims),
+         " cannot be combined with padding='same'; give output_size instead");
+  }
   // As PyTorch: output_size holds the spatial sizes, optionally after the batch and channel
   // sizes (channel only, for unbatched input).
   Shape requested = options.output_size;
@@ -375,21 +435,48 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
   for (int d = 0; d < dims; ++d) {
     const int a = g.axis(d);
     g.y_size[a] = input[first_spatial + d];
+    const detail::wide_t span = detail::wide_t(g.dilation[a]) * (g.kernel[a] - 1) + 1;
+    if (same) {
+      // TensorFlow's rule: the output is a size whose 'same' convolution gives back the input
+      // (ceil(output / stride) == input), input x stride unless output_size picks a smaller
+      // one, cropped by what that convolution pads.
+      const detail::wide_t last = detail::wide_t(g.y_size[a]) * g.stride[a];
+      detail::check_size_range(op, last + span, d, g.y_size[a], g.kernel[a], g.stride[a], 0, 0,
+                               g.dilation[a]);
+      g.output_size_last[a] = static_cast<index_t>(last);
+      g.output_size_first[a] = g.output_size_last[a] - g.stride[a] + 1;
+      const index_t size = requested.empty() ? g.output_size_last[a] : requested[d];
+      if (size < g.output_size_first[a] || size > g.output_size_last[a]) {
+        fail(op, ": output_size ", detail::format_values(requested),
+             " is not reachable with padding='same': in spatial dimension ", d,
+             " the valid sizes range from ", g.output_size_first[a], " to ", g.output_size_last[a],
+             " for an input of size ", g.y_size[a]);
+      }
+      const index_t total = std::max<index_t>(
+          0, static_cast<index_t>((detail::wide_t(g.y_size[a]) - 1) * g.stride[a] + span - size));
+      g.padding_before[a] = total / 2;
+      g.padding_after[a] = total - total / 2;
+      g.x_size[a] = size;
+      output_padding[a] =
+          size -
+          static_cast<index_t>((detail::wide_t(g.y_size[a]) - 1) * g.stride[a] - total + span);
+      continue;
+    }
     const detail::wide_t wide_smallest = (detail::wide_t(g.y_size[a]) - 1) * g.stride[a] -
-                                         g.padding_before[a] - g.padding_after[a] +
-                                         detail::wide_t(g.dilation[a]) * (g.kernel[a] - 1) + 1;
+                                         g.padding_before[a] - g.padding_after[a] + span;
     detail::check_size_range(op, wide_smallest + g.stride[a], d, g.y_size[a], g.kernel[a],
                              g.stride[a], g.padding_before[a], g.padding_after[a], g.dilation[a]);
     const auto smallest = static_cast<index_t>(wide_smallest);
+    // As PyTorch's ConvTranspose*d.forward: output_size picks output_padding.
+    g.output_size_first[a] = smallest;
+    g.output_size_last[a] = smallest + g.stride[a] - 1;
     if (!requested.empty()) {
-      // As PyTorch's ConvTranspose*d.forward: output_size picks output_padding.
-      const index_t largest = smallest + g.stride[a] - 1;
-      if (requested[d] < smallest || requested[d] > largest) {
+      if (requested[d] < smallest || requested[d] > g.output_size_last[a]) {
         fail(op, ": output_size ", detail::format_values(requested),
              " is not reachable: in "
              "spatial dimension ",
-             d, " the valid sizes range from ", smallest, " to ", largest, " for an input of size ",
-             g.y_size[a]);
+             d, " the valid sizes range from ", smallest, " to ", g.output_size_last[a],
+             " for an input of size ", g.y_size[a]);
       }
       output_padding[a] = requested[d] - smallest;
     } else if (output_padding[a] >= g.stride[a] && output_padding[a] >= g.dilation[a]) {
@@ -404,6 +491,7 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
            " x (kernel ", g.kernel[a], " - 1) + output_padding ", output_padding[a], " + 1");
     }
   }
+  g.check_padding_mode();
   g.output_padding = output_padding;
   g.check_addressable();
   return g;

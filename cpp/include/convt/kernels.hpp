@@ -7,6 +7,7 @@
 #include "gemm.hpp"
 #include "geometry.hpp"
 #include "lowering.hpp"
+#include "padding.hpp"
 #include "shifted.hpp"
 #include "threading.hpp"
 #include "workspace.hpp"
@@ -139,6 +140,7 @@ const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
 // layers, no GEMM), "shifted" (stride 1: a GEMM over a padded copy of x), "pointwise" (1x1: a
 // GEMM over x itself) or "im2col" (a GEMM over im2col blocks of x, packed on the fly).
 inline const char* forward_algorithm(const ConvGeometry& g) {
+  if (detail::pads_with_values(g)) return forward_algorithm(detail::padded_geometry(g));
   if (detail::prefers_direct(g)) return "direct";
   if (detail::prefers_shifted_forward(g)) return "shifted";
   if (g.is_pointwise()) return "pointwise";
@@ -149,6 +151,7 @@ inline const char* forward_algorithm(const ConvGeometry& g) {
 // flipped kernel over a padded copy of dy), "pointwise" or "col2im" (a GEMM into column blocks,
 // added into dx).
 inline const char* backward_input_algorithm(const ConvGeometry& g) {
+  if (detail::pads_with_values(g)) return backward_input_algorithm(detail::padded_geometry(g));
   if (detail::prefers_direct(g)) return "direct";
   if (detail::prefers_shifted_backward_input(g)) return "shifted";
   if (g.is_pointwise()) return "pointwise";
@@ -159,6 +162,10 @@ inline const char* backward_input_algorithm(const ConvGeometry& g) {
 // x: x_shape(), w: weight_shape(), y: y_shape(); y is overwritten.
 template <class T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
+  if (detail::pads_with_values(g)) {
+    return detail::with_padded_x(
+        g, x, [&](const ConvGeometry& padded, const T* px) { conv_forward(padded, px, w, y); });
+  }
   if (detail::prefers_direct(g)) return detail::direct_forward(g, x, w, y);
   if (detail::prefers_shifted_forward(g))
     return detail::shifted_forward(detail::forward_problem(g), x, w, y);
@@ -182,6 +189,11 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
 // and the forward pass of a transposed convolution. dx is overwritten.
 template <class T>
 void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (detail::pads_with_values(g)) {
+    return detail::folded_into_x(g, dx, [&](const ConvGeometry& padded, T* pdx) {
+      conv_backward_input(padded, dy, w, pdx);
+    });
+  }
   if (detail::prefers_direct(g)) return detail::direct_backward_input(g, dy, w, dx);
   if (detail::prefers_shifted_backward_input(g)) {
     return detail::shifted_forward(detail::backward_input_problem(g), dy, detail::flip_weight(g, w),
@@ -258,6 +270,11 @@ void sum_in_lanes(index_t units, double work, index_t size, T* dw, AddUnit&& add
 // dy_block . lowered_block^T, summed the same way for any number of threads. dw is overwritten.
 template <class T>
 void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
+  if (detail::pads_with_values(g)) {
+    return detail::with_padded_x(g, x, [&](const ConvGeometry& padded, const T* px) {
+      conv_backward_weight(padded, px, dy, dw);
+    });
+  }
   if (detail::prefers_direct(g)) return detail::direct_backward_weight(g, x, dy, dw);
   const index_t rows = g.lowered_rows();
   const index_t size = g.y_channels * rows;
