@@ -12,7 +12,12 @@ Conventions (PyTorch semantics, batched inputs only):
 * Convolution weight: ``(C_out, C_in / groups, *kernel)``.
   Transposed-convolution weight: ``(C_in, C_out / groups, *kernel)``.
 * Padding is a bounds check: an input position that falls outside the array reads zero
-  (forward) or receives nothing (backward).
+  (forward) or receives nothing (backward). With ``padding_mode`` 'reflect', 'replicate' or
+  'circular' (PyTorch's) it is an index map instead: a position outside the array stands for
+  the element that ``F.pad(x, mode)`` would put there (mirrored about the edge without
+  repeating it, the edge itself, or wrapped around), which it reads in the forward pass and
+  adds into in the backward pass. A transposed convolution's scatter likewise adds a target
+  outside its output onto the element that position stands for: wrapped around for circular.
 
 Every loop runs over spatial positions and kernel offsets with ``itertools.product``; the batch
 and channel axes are handled by one ``einsum`` per step. Within a group ``g``, input channel
@@ -62,8 +67,27 @@ def _tap(pos, k, stride, padding, dilation):
     ]
 
 
-def _inside(pos, size):
-    return all(0 <= p < n for p, n in zip(pos, size, strict=True))
+def _source(i, n, mode):
+    """The element of an axis of ``n`` that position ``i`` stands for, None for zero padding."""
+    if 0 <= i < n:
+        return i
+    if mode == "zeros":
+        return None
+    if mode == "replicate":
+        return 0 if i < 0 else n - 1
+    if mode == "circular":
+        assert -n <= i < 2 * n, "circular padding wraps around once at most"
+        return i % n
+    if mode == "reflect":
+        assert -n < i < 2 * n - 1, "reflect padding reflects once at most"
+        return -i if i < 0 else 2 * (n - 1) - i
+    raise ValueError(f"unknown padding_mode {mode!r}")
+
+
+def _element(pos, size, mode="zeros"):
+    """The position of the array that ``pos`` stands for, or None when it reads zero padding."""
+    source = [_source(p, n, mode) for p, n in zip(pos, size, strict=True)]
+    return None if None in source else source
 
 
 def _grouped(a, groups):
@@ -92,8 +116,9 @@ def _check(x, w, stride, padding, dilation, groups, output_padding=None):
 # ---------------------------------------------------------------------------------------------
 
 
-def conv_forward(x, w, b, stride, padding, dilation, groups):
-    """Convolution forward pass; equals ``torch.nn.functional.conv{D}d``."""
+def conv_forward(x, w, b, stride, padding, dilation, groups, padding_mode="zeros"):
+    """Convolution forward pass; equals ``torch.nn.functional.conv{D}d`` (of ``F.pad(x,
+    padding, padding_mode)`` for a mode other than zeros)."""
     _check(x, w, stride, padding, dilation, groups)
     n, c_in = x.shape[:2]
     c_out, cg_in = w.shape[:2]
@@ -109,8 +134,8 @@ def conv_forward(x, w, b, stride, padding, dilation, groups):
     for o in itertools.product(*map(range, out_size)):
         acc = np.zeros((n, groups, c_out // groups))
         for k in itertools.product(*map(range, ksize)):
-            i = _tap(o, k, stride, padding, dilation)
-            if _inside(i, in_size):
+            i = _element(_tap(o, k, stride, padding, dilation), in_size, padding_mode)
+            if i is not None:
                 acc += np.einsum("ngc,gfc->ngf", _grouped(x[_at(i)], groups), wg[_at(k)])
         y[_at(o)] = acc.reshape(n, c_out)
     if b is not None:
@@ -118,7 +143,7 @@ def conv_forward(x, w, b, stride, padding, dilation, groups):
     return y
 
 
-def conv_backward(dy, x, w, stride, padding, dilation, groups):
+def conv_backward(dy, x, w, stride, padding, dilation, groups, padding_mode="zeros"):
     """Gradients ``(dx, dw, db)`` of :func:`conv_forward` given the output gradient ``dy``."""
     _check(x, w, stride, padding, dilation, groups)
     n, c_in = x.shape[:2]
@@ -134,8 +159,8 @@ def conv_backward(dy, x, w, stride, padding, dilation, groups):
     for o in itertools.product(*map(range, out_size)):
         dacc = _grouped(dy[_at(o)], groups)  # (n, g, f)
         for k in itertools.product(*map(range, ksize)):
-            i = _tap(o, k, stride, padding, dilation)
-            if _inside(i, in_size):
+            i = _element(_tap(o, k, stride, padding, dilation), in_size, padding_mode)
+            if i is not None:
                 # forward: acc[n, g, f] += x[n, g, c] * w[g, f, c]
                 dx[_at(i)] += np.einsum("ngf,gfc->ngc", dacc, wg[_at(k)]).reshape(n, c_in)
                 dwg[_at(k)] += np.einsum("ngf,ngc->gfc", dacc, _grouped(x[_at(i)], groups))
@@ -153,8 +178,11 @@ def conv_backward(dy, x, w, stride, padding, dilation, groups):
 # ---------------------------------------------------------------------------------------------
 
 
-def conv_transpose_forward(x, w, b, stride, padding, output_padding, groups, dilation):
-    """Transposed-convolution forward pass; equals ``torch.nn.functional.conv_transpose{D}d``."""
+def conv_transpose_forward(
+    x, w, b, stride, padding, output_padding, groups, dilation, padding_mode="zeros"
+):
+    """Transposed-convolution forward pass; equals ``torch.nn.functional.conv_transpose{D}d``
+    for zeros, and is the adjoint of :func:`conv_forward` with ``padding_mode`` for the others."""
     _check(x, w, stride, padding, dilation, groups, output_padding)
     n, c_in = x.shape[:2]
     if w.shape[0] != c_in:
@@ -171,15 +199,17 @@ def conv_transpose_forward(x, w, b, stride, padding, output_padding, groups, dil
     for i in itertools.product(*map(range, in_size)):
         xi = _grouped(x[_at(i)], groups)  # (n, g, c)
         for k in itertools.product(*map(range, ksize)):
-            o = _tap(i, k, stride, padding, dilation)
-            if _inside(o, out_size):
+            o = _element(_tap(i, k, stride, padding, dilation), out_size, padding_mode)
+            if o is not None:
                 y[_at(o)] += np.einsum("ngc,gcf->ngf", xi, wg[_at(k)]).reshape(n, c_out)
     if b is not None:
         y += b.reshape((1, c_out, *[1] * len(out_size)))
     return y
 
 
-def conv_transpose_backward(dy, x, w, stride, padding, output_padding, groups, dilation):
+def conv_transpose_backward(
+    dy, x, w, stride, padding, output_padding, groups, dilation, padding_mode="zeros"
+):
     """Gradients ``(dx, dw, db)`` of :func:`conv_transpose_forward` given ``dy``."""
     _check(x, w, stride, padding, dilation, groups, output_padding)
     n, c_in = x.shape[:2]
@@ -196,8 +226,8 @@ def conv_transpose_backward(dy, x, w, stride, padding, output_padding, groups, d
     for i in itertools.product(*map(range, in_size)):
         xi = _grouped(x[_at(i)], groups)
         for k in itertools.product(*map(range, ksize)):
-            o = _tap(i, k, stride, padding, dilation)
-            if _inside(o, out_size):
+            o = _element(_tap(i, k, stride, padding, dilation), out_size, padding_mode)
+            if o is not None:
                 # forward: y[n, g, f] += x[n, g, c] * w[g, c, f]
                 dacc = _grouped(dy[_at(o)], groups)  # (n, g, f)
                 dx[_at(i)] += np.einsum("ngf,gcf->ngc", dacc, wg[_at(k)]).reshape(n, c_in)
