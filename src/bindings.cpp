@@ -6,8 +6,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <convt/convt.hpp>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -118,8 +121,9 @@ auto by_dtype(const ConvGeometry& g, const py::array& array, const char* name, F
                        dtype_name(array));
 }
 
-py::array forward(const ConvGeometry& g, const py::array& input, const py::array& weight,
-                  const std::optional<py::array>& bias, const std::optional<py::array>& out) {
+py::array forward_with(const convt::Plan& plan, const py::array& input, const py::array& weight,
+                       const std::optional<py::array>& bias, const std::optional<py::array>& out) {
+  const ConvGeometry& g = plan.geometry();
   return by_dtype(g, input, "input", [&](auto zero) -> py::array {
     using T = decltype(zero);
     const T* x = input_data<T>(g, input, "input", g.input_shape());
@@ -128,17 +132,18 @@ py::array forward(const ConvGeometry& g, const py::array& input, const py::array
     Array<T> result = output_array<T>(g, out, "out", g.output_shape(),
                                       {&input, &weight, bias ? &*bias : nullptr});
     T* y = result.mutable_data();
-    without_gil([&] { convt::forward(g, x, w, b, y); });
+    without_gil([&] { plan.forward(x, w, b, y); });
     return result;
   });
 }
 
 using MaybeArray = std::optional<py::array>;
 
-std::tuple<py::object, py::object, py::object> backward(
-    const ConvGeometry& g, const py::array& grad_output, const py::array& input,
+std::tuple<py::object, py::object, py::object> backward_with(
+    const convt::Plan& plan, const py::array& grad_output, const py::array& input,
     const py::array& weight, bool need_input, bool need_weight, bool need_bias,
     const MaybeArray& out_input, const MaybeArray& out_weight, const MaybeArray& out_bias) {
+  const ConvGeometry& g = plan.geometry();
   return by_dtype(g, grad_output, "grad_output", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = input_data<T>(g, grad_output, "grad_output", g.output_shape());
@@ -161,11 +166,41 @@ std::tuple<py::object, py::object, py::object> backward(
     T* dx_data = dx ? dx->mutable_data() : nullptr;
     T* dw_data = dw ? dw->mutable_data() : nullptr;
     T* db_data = db ? db->mutable_data() : nullptr;
-    without_gil([&] { convt::backward(g, dy, x, w, dx_data, dw_data, db_data); });
+    without_gil([&] { plan.backward(dy, x, w, dx_data, dw_data, db_data); });
     auto as_object = [](std::optional<Array<T>>& array) -> py::object {
       return array ? py::object(std::move(*array)) : py::none();
     };
     return std::make_tuple(as_object(dx), as_object(dw), as_object(db));
+  });
+}
+
+// Calls f(plan) with the plan `plan_or_geometry` is, or a geometry's plan for this call.
+template <class Function>
+auto with_plan(const py::handle& plan_or_geometry, Function&& f) {
+  if (py::isinstance<convt::Plan>(plan_or_geometry)) {
+    return f(plan_or_geometry.cast<const convt::Plan&>());
+  }
+  if (!py::isinstance<ConvGeometry>(plan_or_geometry)) {
+    throw py::type_error(
+        "plan must be a Plan or a Geometry, got " +
+        py::str(py::type::of(plan_or_geometry).attr("__name__")).cast<std::string>());
+  }
+  return f(convt::Plan(plan_or_geometry.cast<const ConvGeometry&>()));
+}
+
+py::array forward(const py::handle& plan, const py::array& input, const py::array& weight,
+                  const std::optional<py::array>& bias, const std::optional<py::array>& out) {
+  return with_plan(plan,
+                   [&](const convt::Plan& p) { return forward_with(p, input, weight, bias, out); });
+}
+
+std::tuple<py::object, py::object, py::object> backward(
+    const py::handle& plan, const py::array& grad_output, const py::array& input,
+    const py::array& weight, bool need_input, bool need_weight, bool need_bias,
+    const MaybeArray& out_input, const MaybeArray& out_weight, const MaybeArray& out_bias) {
+  return with_plan(plan, [&](const convt::Plan& p) {
+    return backward_with(p, grad_output, input, weight, need_input, need_weight, need_bias,
+                         out_input, out_weight, out_bias);
   });
 }
 
@@ -194,6 +229,46 @@ convt::ConvOptions options(const Shape& stride, const Shape& padding, const Shap
 
 py::tuple spatial(const ConvGeometry& g, const convt::Extent& values) {
   return py::cast(Shape(values.end() - g.dims, values.end()));
+}
+
+// {"conv_forward": "im2col", ...}: the algorithm each kernel takes.
+py::dict algorithm_names(const convt::Plan& plan) {
+  py::dict names;
+  for (convt::Kernel kernel : convt::all_kernels) {
+    names[convt::kernel_name(kernel)] = convt::algorithm_name(plan.algorithm(kernel));
+  }
+  return names;
+}
+
+// A plan taking the algorithms `chosen` names, and its fastest choice for the kernels it omits.
+std::unique_ptr<convt::Plan> plan_with(const ConvGeometry& g,
+                                       const std::map<std::string, std::string>& chosen) {
+  const convt::Plan fastest(g);
+  std::array<convt::Algorithm, 3> algorithms{};
+  std::size_t used = 0;
+  for (convt::Kernel kernel : convt::all_kernels) {
+    convt::Algorithm& algorithm = algorithms[static_cast<std::size_t>(kernel)];
+    algorithm = fastest.algorithm(kernel);
+    const auto named = chosen.find(convt::kernel_name(kernel));
+    if (named == chosen.end()) continue;
+    ++used;
+    bool known = false;
+    for (convt::Algorithm candidate : convt::all_algorithms) {
+      if (named->second == convt::algorithm_name(candidate)) {
+        algorithm = candidate;
+        known = true;
+      }
+    }
+    if (!known) {
+      throw py::value_error("Plan: unknown algorithm '" + named->second + "' for " + named->first);
+    }
+  }
+  if (used != chosen.size()) {
+    throw py::value_error(
+        "Plan: algorithms are given for the kernels 'conv_forward', 'conv_backward_input' and "
+        "'conv_backward_weight' only");
+  }
+  return std::make_unique<convt::Plan>(g, algorithms);
 }
 
 // ---- the seed's single-channel functions over 2-D arrays ----
@@ -314,13 +389,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("output_size_last",
                              [](const ConvGeometry& g) { return spatial(g, g.output_size_last); })
       .def_property_readonly("algorithms",
-                             [](const ConvGeometry& g) {
-                               py::dict paths;
-                               paths["conv_forward"] = convt::forward_algorithm(g);
-                               paths["conv_backward_input"] = convt::backward_input_algorithm(g);
-                               paths["conv_backward_weight"] = convt::forward_algorithm(g);
-                               return paths;
-                             })
+                             [](const ConvGeometry& g) { return algorithm_names(convt::Plan(g)); })
       .def_property_readonly("multiply_adds", &ConvGeometry::multiply_adds)
       .def_property_readonly(
           "input_shape", [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
@@ -363,9 +432,27 @@ PYBIND11_MODULE(_core, m) {
       py::arg("output_padding"), py::arg("groups"), py::arg("dilation"), py::arg("output_size"),
       py::arg("padding_mode") = "zeros");
 
-  m.def("forward", &forward, py::arg("geometry"), py::arg("input"), py::arg("weight"),
+  py::class_<convt::Plan>(m, "Plan")
+      .def(py::init<const ConvGeometry&>(), py::arg("geometry"))
+      .def(py::init(&plan_with), py::arg("geometry"), py::arg("algorithms"))
+      .def_property_readonly("geometry", &convt::Plan::geometry)
+      .def_property_readonly("algorithms", &algorithm_names)
+      .def_property("keep_weights", &convt::Plan::keeps_weights, &convt::Plan::keep_weights)
+      .def_property_readonly("kept_bytes", &convt::Plan::kept_bytes)
+      .def_property_readonly("kept_packings", &convt::Plan::kept_packings)
+      .def("__repr__", [](const convt::Plan& plan) {
+        const ConvGeometry& g = plan.geometry();
+        std::string text =
+            "<Plan " + g.name() + " input " + convt::detail::format_values(g.input_shape()) + ":";
+        for (convt::Kernel kernel : convt::all_kernels) {
+          text += std::string(" ") + convt::kernel_name(kernel) + " " +
+                  convt::algorithm_name(plan.algorithm(kernel));
+        }
+        return text + ">";
+      });
+  m.def("forward", &forward, py::arg("plan"), py::arg("input"), py::arg("weight"),
         py::arg("bias") = py::none(), py::arg("out") = py::none());
-  m.def("backward", &backward, py::arg("geometry"), py::arg("grad_output"), py::arg("input"),
+  m.def("backward", &backward, py::arg("plan"), py::arg("grad_output"), py::arg("input"),
         py::arg("weight"), py::arg("need_input"), py::arg("need_weight"), py::arg("need_bias"),
         py::arg("out_input") = py::none(), py::arg("out_weight") = py::none(),
         py::arg("out_bias") = py::none());

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import reference
 from conftest import assert_close
-from convt import functional
+from convt import _core, functional
 
 ISAS = convt.supported_isas()
 
@@ -32,6 +32,18 @@ CASES = {
     "N > 4096": (False, (1, 2, 5003), (9, 2, 3), (1,), (0,), (1,), 1, None),
     "pointwise": (False, (2, 17, 9, 7), (33, 17, 1, 1), (1, 1), (0, 0), (1, 1), 1, None),
     "pointwise grouped": (False, (3, 18, 7, 9), (36, 6, 1, 1), (1, 1), (0, 0), (1, 1), 3, None),
+    # wide enough for a GEMM per sample over x itself
+    "pointwise wide": (False, (2, 17, 24, 23), (33, 17, 1, 1), (1, 1), (0, 0), (1, 1), 1, None),
+    "pointwise wide grouped transposed": (
+        True,
+        (2, 12, 40, 15),
+        (12, 5, 1, 1),
+        (1, 1),
+        (0, 0),
+        (1, 1),
+        2,
+        (0, 0),
+    ),
     "strided dilated grouped 3d": (
         False,
         (2, 6, 7, 6, 5),
@@ -105,11 +117,13 @@ ALGORITHMS = {
     "M > 480 forward": ("shifted", "col2im"),
     "M > 480 input gradient": ("im2col", "col2im"),
     "N > 4096": ("shifted", "col2im"),
-    "pointwise": ("pointwise", "pointwise"),
-    "pointwise grouped": ("pointwise", "pointwise"),
+    "pointwise": ("im2col", "col2im"),
+    "pointwise grouped": ("im2col", "col2im"),
+    "pointwise wide": ("pointwise", "pointwise"),
+    "pointwise wide grouped transposed": ("pointwise", "pointwise"),
     "strided dilated grouped 3d": ("im2col", "col2im"),
     "transposed odd tiles": ("im2col", "col2im"),
-    "transposed pointwise": ("pointwise", "pointwise"),
+    "transposed pointwise": ("im2col", "col2im"),
     "transposed deep": ("im2col", "col2im"),
     "transposed long": ("im2col", "col2im"),
     "shifted deep": ("shifted", "shifted"),
@@ -153,22 +167,6 @@ def case_arrays(name):
     return (x, w, b, dy), (y, *grads)
 
 
-def run_convt(name, dtype):
-    transposed, x_shape, _, stride, padding, dilation, groups, output_padding = CASES[name]
-    (x, w, b, dy), _ = case_arrays(name)
-    x, w, b, dy = (a.astype(dtype) for a in (x, w, b, dy))
-    dims = len(x_shape) - 2
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    if transposed:
-        kwargs["output_padding"] = output_padding
-        op = f"conv_transpose{dims}d"
-    else:
-        op = f"conv{dims}d"
-    y = getattr(functional, op)(x, w, b, **kwargs)
-    grads = getattr(functional, f"{op}_backward")(dy, x, w, **kwargs)
-    return (y, *grads)
-
-
 def geometry(name, x_shape=None, w_shape=None):
     transposed, shape, case_w_shape, stride, padding, dilation, groups, output_padding = CASES[name]
     x = np.empty(x_shape or shape, dtype=np.float32)
@@ -179,6 +177,33 @@ def geometry(name, x_shape=None, w_shape=None):
             dims, x, w, stride, padding, output_padding, groups, dilation, None
         )
     return functional._conv_geometry(dims, x, w, stride, padding, dilation, groups)
+
+
+KERNELS = ("conv_forward", "conv_backward_input", "conv_backward_weight")
+ALL_ALGORITHMS = ("direct", "shifted", "pointwise", "im2col", "col2im")
+
+
+def plans(geometry):
+    """A plan for each algorithm, taken by every kernel it can compute (the others take their
+    fastest): together they run every (kernel, algorithm) pair the geometry allows."""
+    result = {}
+    for algorithm in ALL_ALGORITHMS:
+        chosen = {}
+        for kernel in KERNELS:
+            try:
+                _core.Plan(geometry, {kernel: algorithm})
+            except ValueError:
+                continue
+            chosen[kernel] = algorithm
+        if chosen:
+            result[algorithm] = _core.Plan(geometry, chosen)
+    return result
+
+
+def run_plan(plan, x, w, b, dy):
+    """The layer's output and its three gradients, through one plan."""
+    y = _core.forward(plan, x, w, b)
+    return (y, *_core.backward(plan, dy, x, w, True, True, True))
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -217,15 +242,61 @@ def test_tiny_and_depthwise_layers_skip_the_gemm():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("isa_name", ISAS)
-def test_micro_kernel_matches_reference(isa_name, name, dtype, isa):
+def test_every_algorithm_matches_reference(isa_name, name, dtype, isa):
     convt.set_isa(isa_name)
     assert convt.get_isa() == isa_name
-    _, expected = case_arrays(name)
-    got = run_convt(name, dtype)
-    for label, g, e in zip(
-        ("output", "grad_input", "grad_weight", "grad_bias"), got, expected, strict=True
-    ):
-        assert_close(g, e, dtype, f"{isa_name} {name}: {label}")
+    (x, w, b, dy), expected = case_arrays(name)
+    x, w, b, dy = (a.astype(dtype) for a in (x, w, b, dy))
+    g = geometry(name, x.shape, w.shape)
+    for algorithm, plan in plans(g).items():
+        got = run_plan(plan, x, w, b, dy)
+        for label, value, reference_value in zip(
+            ("output", "grad_input", "grad_weight", "grad_bias"), got, expected, strict=True
+        ):
+            assert_close(value, reference_value, dtype, f"{isa_name} {name} {algorithm}: {label}")
+
+
+def test_every_algorithm_runs_on_some_case():
+    """The cases above reach every (kernel, algorithm) pair the kernels have."""
+    reached = set()
+    for name in CASES:
+        for algorithm, plan in plans(geometry(name)).items():
+            reached |= {(kernel, a) for kernel, a in plan.algorithms.items() if a == algorithm}
+    expected = {(k, a) for k in KERNELS for a in ALL_ALGORITHMS}
+    expected -= {("conv_backward_input", "im2col")}
+    expected -= {(k, "col2im") for k in ("conv_forward", "conv_backward_weight")}
+    assert reached == expected
+
+
+# Shapes large enough for convt's own threads: many small samples per block, a slice of one
+# large sample, one sample whose GEMMs are split between threads, strided and pointwise.
+THREADED = {
+    "small samples": (False, (16, 8, 12, 12), (16, 8, 3, 3), 1, 1),
+    "large samples": (False, (2, 32, 40, 40), (48, 32, 3, 3), 1, 1),
+    "one sample": (False, (1, 32, 48, 48), (32, 32, 3, 3), 1, 1),
+    "strided transposed": (True, (4, 32, 16, 16), (32, 16, 4, 4), 2, 1),
+    "pointwise": (False, (3, 64, 24, 24), (96, 64, 1, 1), 1, 0),
+}
+
+
+@pytest.mark.parametrize("name", list(THREADED))
+def test_every_algorithm_gives_the_same_bits_for_any_thread_count(name, num_threads):
+    transposed, x_shape, w_shape, stride, padding = THREADED[name]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[1] if transposed else w_shape[0]).astype(np.float32)
+    build = _core.conv_transpose_geometry if transposed else _core.conv_geometry
+    extra = ((0,), 1, (1,), ()) if transposed else ((1,), 1)
+    g = build(2, x_shape, w_shape, (stride,), (padding,), (), "explicit", *extra)
+    dy = rng.standard_normal(g.output_shape).astype(np.float32)
+    for algorithm, plan in plans(g).items():
+        convt.set_num_threads(1)
+        serial = run_plan(plan, x, w, b, dy)
+        convt.set_num_threads(2)
+        threaded = run_plan(plan, x, w, b, dy)
+        for one, two in zip(serial, threaded, strict=True):
+            assert np.array_equal(one, two), f"{name} {algorithm}"
 
 
 def test_portable_is_always_supported():

@@ -32,7 +32,7 @@ def layer_calls(dtype):
         ((2, 32, 40, 40), (48, 32, 3, 3), dict(padding=1)),  # large samples
         ((1, 32, 48, 48), (32, 32, 3, 3), dict(padding=1)),  # one sample: threaded GEMMs
         ((1, 8, 10, 24, 24), (8, 8, 3, 3, 3), dict(padding=1)),  # a GEMM per output plane
-        ((3, 64, 20, 20), (96, 64, 1, 1), dict()),  # pointwise
+        ((3, 64, 24, 24), (96, 64, 1, 1), dict()),  # pointwise
         ((2, 300, 16, 16), (20, 300, 2, 2), dict(stride=2)),  # deep reduction
         ((2, 16, 4000), (8, 16, 5), dict(dilation=3)),  # long 1-d signal
     ]
@@ -104,6 +104,49 @@ def test_results_do_not_depend_on_the_thread_count(threads, num_threads, calls):
     assert convt.get_num_threads() == threads
     for name, call in calls:
         assert_bitwise_equal(call(), one[name], f"{name} with {threads} threads")
+
+
+def test_an_isa_set_during_a_call_does_not_change_that_call(isa):
+    """A call reads the instruction set once: set_isa from another thread while it runs gives
+    it bitwise the result of one instruction set (each sums in its own order, and the portable
+    kernels without fused multiply-adds), never a mixture."""
+    isas = convt.supported_isas()
+    if len(isas) < 2:
+        pytest.skip("this CPU supports one micro-kernel only")
+    # A weight gradient of many blocks, each its own GEMM, summed into four partial sums.
+    x = normal((64, 16, 20, 20), np.float32)
+    w = normal((32, 16, 3, 3), np.float32)
+    dy = normal((64, 32, 9, 9), np.float32)
+
+    def call():
+        return functional.conv2d_backward(dy, x, w, stride=2, output_mask=(True, True, False))
+
+    expected = {}
+    for name in isas:
+        convt.set_isa(name)
+        expected[name] = call()
+    assert len({e[1].tobytes() for e in expected.values()}) > 1, "the ISAs sum alike here"
+    stop = threading.Event()
+
+    def switch():
+        while not stop.is_set():
+            for name in isas:
+                convt.set_isa(name)
+
+    switcher = threading.Thread(target=switch)
+    switcher.start()
+    try:
+        results = [call() for _ in range(20)]
+    finally:
+        stop.set()
+        switcher.join()
+    for got in results:
+        matches = [
+            name
+            for name, e in expected.items()
+            if all(g.tobytes() == v.tobytes() for g, v in zip(got[:2], e[:2], strict=True))
+        ]
+        assert matches, "a call mixed instruction sets"
 
 
 def test_thread_count_applies_to_every_thread(num_threads):

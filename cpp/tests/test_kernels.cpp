@@ -1,14 +1,19 @@
 // The three kernels and the bias pair against the plain-loop reference (reference.hpp), for
-// convolution and transposed convolution layers, float and double, over random configurations;
-// the pointwise path; batch 0; and the adjoint identity <conv(x), y> == <x, conv_transpose(y)>.
+// convolution and transposed convolution layers, float and double, over random configurations,
+// each kernel by every algorithm that can compute it; the pointwise path; batch 0; and the
+// adjoint identity <conv(x), y> == <x, conv_transpose(y)>.
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "convt/convt.hpp"
@@ -45,8 +50,33 @@ convt::ConvGeometry transposed_geometry(const Case& c) {
       test_util::weight_shape(p), test_util::options_for(p, c.output_padding));
 }
 
-// A convolution layer: forward with bias, and every gradient, through the kernels one by one and
-// through convt::forward / convt::backward.
+// A plan for each algorithm, taken by every kernel it can compute (the others take their
+// fastest): together they run every (kernel, algorithm) pair the geometry allows.
+std::vector<std::unique_ptr<convt::Plan>> every_algorithm(const convt::ConvGeometry& g) {
+  const convt::Plan fastest(g);
+  std::vector<std::unique_ptr<convt::Plan>> plans;
+  for (convt::Algorithm algorithm : convt::all_algorithms) {
+    std::array<convt::Algorithm, 3> chosen{};
+    for (convt::Kernel kernel : convt::all_kernels) {
+      const bool applies = convt::detail::algorithm_applies(g, kernel, algorithm);
+      chosen[static_cast<std::size_t>(kernel)] = applies ? algorithm : fastest.algorithm(kernel);
+    }
+    plans.push_back(std::make_unique<convt::Plan>(g, chosen));
+  }
+  return plans;
+}
+
+std::string algorithms_of(const convt::Plan& plan) {
+  std::string text;
+  for (convt::Kernel kernel : convt::all_kernels) {
+    text += std::string(convt::kernel_name(kernel)) + " " +
+            convt::algorithm_name(plan.algorithm(kernel)) + "; ";
+  }
+  return text;
+}
+
+// A convolution layer: forward with bias, and every gradient, through the kernels one by one
+// (with every algorithm that can compute them) and through convt::forward / convt::backward.
 template <class T>
 void check_convolution(const Problem& p, std::mt19937& rng) {
   SCOPED_TRACE(test_util::describe(p));
@@ -74,6 +104,19 @@ void check_convolution(const Problem& p, std::mt19937& rng) {
   auto dw = filled_with_nan<T>(p.w_count());
   convt::conv_backward_weight(g, x.data(), dy.data(), dw.data());
   EXPECT_TRUE(all_close(dw.data(), dw_ref, dw_mag)) << "conv_backward_weight";
+
+  for (const auto& plan : every_algorithm(g)) {
+    SCOPED_TRACE(algorithms_of(*plan));
+    std::fill(y.begin(), y.end(), std::numeric_limits<T>::quiet_NaN());
+    plan->conv_forward(x.data(), w.data(), y.data());
+    EXPECT_TRUE(all_close(y.data(), y_ref, y_mag)) << "conv_forward";
+    std::fill(dx.begin(), dx.end(), std::numeric_limits<T>::quiet_NaN());
+    plan->conv_backward_input(dy.data(), w.data(), dx.data());
+    EXPECT_TRUE(all_close(dx.data(), dx_ref, dx_mag)) << "conv_backward_input";
+    std::fill(dw.begin(), dw.end(), std::numeric_limits<T>::quiet_NaN());
+    plan->conv_backward_weight(x.data(), dy.data(), dw.data());
+    EXPECT_TRUE(all_close(dw.data(), dw_ref, dw_mag)) << "conv_backward_weight";
+  }
 
   const auto out_ref = reference::add_bias(y_ref, b, p.batch, p.y_channels, p.y_spatial());
   const auto out_mag =
@@ -130,6 +173,19 @@ void check_transposed(const Case& c, std::mt19937& rng) {
   EXPECT_TRUE(all_close(gx.data(), gx_ref, gx_mag)) << "backward: grad_input";
   EXPECT_TRUE(all_close(gw.data(), gw_ref, gw_mag)) << "backward: grad_weight";
   EXPECT_TRUE(all_close(gb.data(), gb_ref, gb_mag)) << "backward: grad_bias";
+
+  for (const auto& plan : every_algorithm(g)) {
+    SCOPED_TRACE(algorithms_of(*plan));
+    std::fill(out.begin(), out.end(), std::numeric_limits<T>::quiet_NaN());
+    plan->forward(input.data(), w.data(), b.data(), out.data());
+    EXPECT_TRUE(all_close(out.data(), out_ref, out_mag)) << "forward";
+    std::fill(gx.begin(), gx.end(), std::numeric_limits<T>::quiet_NaN());
+    std::fill(gw.begin(), gw.end(), std::numeric_limits<T>::quiet_NaN());
+    plan->backward(grad_output.data(), input.data(), w.data(), gx.data(), gw.data(),
+                   static_cast<T*>(nullptr));
+    EXPECT_TRUE(all_close(gx.data(), gx_ref, gx_mag)) << "backward: grad_input";
+    EXPECT_TRUE(all_close(gw.data(), gw_ref, gw_mag)) << "backward: grad_weight";
+  }
 
   // Only the wanted gradients are written.
   auto only_weight = filled_with_nan<T>(p.w_count());
@@ -314,8 +370,9 @@ TYPED_TEST(Kernels, LargerProblems) {
 TYPED_TEST(Kernels, StrideOneLayersReadAPaddedCopy) {
   std::mt19937 rng(11);
   auto expect_shifted = [](const convt::ConvGeometry& g) {
-    EXPECT_STREQ(convt::forward_algorithm(g), "shifted");
-    EXPECT_STREQ(convt::backward_input_algorithm(g), "shifted");
+    const convt::Plan plan(g);
+    EXPECT_EQ(plan.algorithm(convt::Kernel::forward), convt::Algorithm::shifted);
+    EXPECT_EQ(plan.algorithm(convt::Kernel::backward_input), convt::Algorithm::shifted);
   };
   Problem p;
   p.dims = 2;

@@ -14,6 +14,8 @@
 
 namespace {
 
+using test_util::count;
+
 using convt::ConvGeometry;
 using convt::ConvOptions;
 using convt::Shape;
@@ -78,12 +80,6 @@ std::vector<Problem> problems() {
                                                        with_mode(make_options({2}, {1}, 2, {1}),
                                                                  convt::PaddingMode::circular))},
   };
-}
-
-convt::index_t count(const Shape& shape) {
-  convt::index_t total = 1;
-  for (convt::index_t size : shape) total *= size;
-  return total;
 }
 
 // Everything a layer computes: its output (with bias) and its three gradients, concatenated.

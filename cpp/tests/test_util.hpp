@@ -22,6 +22,13 @@
 
 namespace test_util {
 
+// Elements of an array of `shape`.
+inline convt::index_t count(const convt::Shape& shape) {
+  convt::index_t total = 1;
+  for (convt::index_t size : shape) total *= size;
+  return total;
+}
+
 template <class T>
 std::vector<T> random_vector(std::mt19937& rng, std::ptrdiff_t count) {
   std::uniform_real_distribution<double> uniform(-1.0, 1.0);

@@ -96,15 +96,40 @@ def conv_transpose_geometry(
     output_size: Sequence[int],
     padding_mode: str = "zeros",
 ) -> Geometry: ...
+
+class Plan:
+    """A geometry planned once: the algorithm each kernel takes and, when ``keep_weights`` is
+    set, the weights packed for them, reused while a call's weight is bitwise the same."""
+
+    @overload
+    def __init__(self, geometry: Geometry) -> None: ...
+    @overload
+    def __init__(self, geometry: Geometry, algorithms: dict[str, str]) -> None:
+        """Takes the named algorithm for each kernel given (ValueError where it cannot compute
+        that kernel); the others take their fastest."""
+    @property
+    def geometry(self) -> Geometry: ...
+    @property
+    def algorithms(self) -> dict[str, str]:
+        """The path each kernel takes: conv_forward, conv_backward_input, conv_backward_weight."""
+    @property
+    def keep_weights(self) -> bool: ...
+    @keep_weights.setter
+    def keep_weights(self, keep: bool) -> None: ...
+    @property
+    def kept_bytes(self) -> int: ...
+    @property
+    def kept_packings(self) -> int: ...
+
 def forward(
-    geometry: Geometry,
+    plan: Plan | Geometry,
     input: ArrayLike,
     weight: ArrayLike,
     bias: ArrayLike | None = None,
     out: NDArray[Any] | None = None,
 ) -> NDArray[Any]: ...
 def backward(
-    geometry: Geometry,
+    plan: Plan | Geometry,
     grad_output: ArrayLike,
     input: ArrayLike,
     weight: ArrayLike,

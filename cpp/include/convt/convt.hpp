@@ -11,6 +11,7 @@
 #include "matrix.hpp"
 #include "padding.hpp"
 #include "peak.hpp"
+#include "plan.hpp"
 #include "seed_layers.hpp"
 #include "shifted.hpp"
 #include "threading.hpp"

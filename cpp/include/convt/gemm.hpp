@@ -552,10 +552,12 @@ void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, OperandA a, Operand
 // C (m x n, row-major, leading dimension ldc) = A (m x k) . B (k x n), or C += A . B when
 // `accumulate` is set. A is a MatrixOperand<T> or a PackedA<T> (from pack_for_gemm), B a
 // MatrixOperand<T> or a RowTable<T>. Each element of C is summed in the
-// same order whatever the number of threads, so results do not depend on it.
+// same order whatever the number of threads, so results do not depend on it. `isa` is the
+// instruction set of an A that is not packed already (a caller making several GEMMs of one
+// result reads it once, so that set_isa from another thread cannot change it midway).
 template <class T, class OperandA, class OperandB>
 void gemm(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
-          bool accumulate) {
+          bool accumulate, Isa isa = get_isa()) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "convt computes in float or double");
   if (m <= 0 || n <= 0) return;
@@ -566,12 +568,7 @@ void gemm(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t
     return;
   }
   // A packed operand was packed for one instruction set's tiles, and is multiplied with it.
-  Isa isa;
-  if constexpr (std::is_same_v<OperandA, PackedA<T>>) {
-    isa = a.isa;
-  } else {
-    isa = get_isa();
-  }
+  if constexpr (std::is_same_v<OperandA, PackedA<T>>) isa = a.isa;
   detail::gemm_dispatch(isa, m, n, k, a, b, c, ldc, accumulate);
 }
 
@@ -603,13 +600,14 @@ struct PackedOperands {
   PackedA<T> operator[](index_t i) const { return {data + i * packed_size(m, k, isa), k, isa}; }
 };
 
-// Packs operand_of(i) (m x k) for i < count into the calling thread's scratch: a layer's weights,
-// one operand per group, packed once per call and shared by every block and thread.
+// Packs operand_of(i) (m x k) for i < count into `buffer` (count * packed_size(m, k, isa)
+// elements; the calling thread's scratch when null): a layer's weights, one operand per group,
+// packed once and shared by every block and thread.
 template <class T, class OperandOf>
-PackedOperands<T> pack_each(index_t count, index_t m, index_t k, OperandOf&& operand_of) {
-  const Isa isa = get_isa();
+PackedOperands<T> pack_each(index_t count, index_t m, index_t k, OperandOf&& operand_of,
+                            Isa isa = get_isa(), T* buffer = nullptr) {
   const index_t size = packed_size(m, k, isa);
-  T* buffer = detail::scratch<T>(detail::Scratch::packed_weight, count * size);
+  if (buffer == nullptr) buffer = detail::scratch<T>(detail::Scratch::packed_weight, count * size);
   for (index_t i = 0; i < count; ++i) pack_for_gemm<T>(m, k, operand_of(i), buffer + i * size, isa);
   return {buffer, m, k, isa};
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <algorithm>
+#include <numeric>
 #include <type_traits>
 
 #include "direct.hpp"
@@ -24,10 +25,97 @@
 // scratch memory is bounded whatever the batch size: im2col packed into the GEMM's panels
 // straight from x, or a GEMM into chunks of rows that col2im adds into dx. Stride-1 layers
 // instead read a padded copy of their input in place (shifted.hpp), and tiny or depthwise ones
-// skip the GEMM (direct.hpp). forward_algorithm / backward_input_algorithm say which.
+// skip the GEMM (direct.hpp). Which of these a kernel takes is an Algorithm, chosen once per
+// geometry by a Plan (plan.hpp), which runs the kernels below.
 
 namespace convt {
+
+enum class Kernel { forward, backward_input, backward_weight };
+
+// How a kernel computes a geometry.
+enum class Algorithm {
+  direct,     // sums straight over input lines, no GEMM: tiny and depthwise layers
+  shifted,    // stride 1: a GEMM reading the rows of a padded copy of its input in place
+  pointwise,  // 1x1, a sample or a slice of one per GEMM: the input is its own lowered matrix
+  im2col,     // a GEMM packing slivers of the im2col matrix straight from x
+  col2im,     // the input gradient: a GEMM into lowered rows, which col2im adds into dx
+};
+
+inline constexpr Kernel all_kernels[] = {Kernel::forward, Kernel::backward_input,
+                                         Kernel::backward_weight};
+inline constexpr Algorithm all_algorithms[] = {Algorithm::direct, Algorithm::shifted,
+                                               Algorithm::pointwise, Algorithm::im2col,
+                                               Algorithm::col2im};
+
+inline const char* kernel_name(Kernel kernel) {
+  switch (kernel) {
+    case Kernel::forward:
+      return "conv_forward";
+    case Kernel::backward_input:
+      return "conv_backward_input";
+    default:
+      return "conv_backward_weight";
+  }
+}
+
+inline const char* algorithm_name(Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::direct:
+      return "direct";
+    case Algorithm::shifted:
+      return "shifted";
+    case Algorithm::pointwise:
+      return "pointwise";
+    case Algorithm::im2col:
+      return "im2col";
+    default:
+      return "col2im";
+  }
+}
+
 namespace detail {
+
+// Whether `algorithm` can compute `kernel` of `g` at all (the plan's choice among them is a
+// matter of speed).
+inline bool algorithm_applies(const ConvGeometry& g, Kernel kernel, Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::direct:
+      return true;
+    case Algorithm::shifted:
+      return stride_one(g);
+    case Algorithm::pointwise:
+      return g.is_pointwise();
+    case Algorithm::im2col:
+      return kernel != Kernel::backward_input;
+    default:
+      return kernel == Kernel::backward_input;
+  }
+}
+
+// The fastest algorithm for a kernel of `g`, by what each costs: the direct loops below a few
+// thousand multiply-adds and for depthwise layers, whose GEMM would have one row; the shifted
+// copy where it wastes few columns; a pointwise GEMM over x itself when a sample is wide enough
+// for a GEMM of its own (narrower ones are gathered several samples at a time by im2col);
+// otherwise im2col (x's lowering, shared by the forward pass and the weight gradient) or col2im.
+inline Algorithm fastest_algorithm(const ConvGeometry& g, Kernel kernel) {
+  constexpr index_t pointwise_min_columns = 512;
+  if (prefers_direct(g)) return Algorithm::direct;
+  const bool input_gradient = kernel == Kernel::backward_input;
+  if (stride_one(g) && !g.is_pointwise() &&
+      shifted_fits(input_gradient ? backward_input_problem(g) : forward_problem(g))) {
+    return Algorithm::shifted;
+  }
+  if (g.is_pointwise() && g.y_spatial() >= pointwise_min_columns) return Algorithm::pointwise;
+  return input_gradient ? Algorithm::col2im : Algorithm::im2col;
+}
+
+// How the kernels cut a call's columns into blocks: a pointwise GEMM reads one sample's x in
+// place, so its blocks never hold several.
+inline BlockPlan block_plan(const ConvGeometry& g, Algorithm algorithm) {
+  BlockPlan plan = plan_blocks(g);
+  if (algorithm == Algorithm::pointwise && !plan.sliced) plan = {plan.columns, false, 1, g.batch};
+  return plan;
+}
 
 // The y side of one group over a column block, as a (y_channels_per_group x columns) matrix. A
 // one-sample block is a view into y itself; a several-sample block is gathered into scratch
@@ -73,46 +161,36 @@ void scatter_y_block(const ConvGeometry& g, const BlockOfY<T>& from, T* y, index
   }
 }
 
-// The lowered x side of one group over a column block, as a (lowered_rows x columns) operand:
-// x itself for a one-sample pointwise block, else im2col packed on the fly.
+// The first x channel of `group` in the first sample of `block`.
 template <class T>
-struct LoweredX {
-  bool pointwise;
-  MatrixOperand<T> in_place;
-  LoweredOperand<T> implicit;
-};
-
-template <class T>
-LoweredX<T> lowered_x(const ConvGeometry& g, const KernelTap* taps, const T* x, index_t group,
-                      ColumnBlock block) {
-  const index_t sample_stride = g.x_channels * g.x_spatial();
-  const T* first =
-      x + block.first_sample * sample_stride + group * g.x_channels_per_group() * g.x_spatial();
-  const bool pointwise = g.is_pointwise() && block.samples == 1;
-  return {pointwise,
-          {first + block.first_output, g.x_spatial(), 1},
-          {&g, taps, first, sample_stride, block, 0, false}};
+T* x_group(const ConvGeometry& g, T* x, index_t group, ColumnBlock block) {
+  return x + block.first_sample * g.x_channels * g.x_spatial() +
+         group * g.x_channels_per_group() * g.x_spatial();
 }
 
-// gemm(m, n, k, a, B, ...) with B the lowered x side, or its transpose.
+// C (+)= A . B with B the lowered x side of one group over a column block, or its transpose:
+// x itself, read in place, for the pointwise algorithm (whose blocks hold one sample); im2col
+// packed from x on the fly otherwise.
 template <class T, class OperandA>
-void gemm_lowered(index_t m, index_t n, index_t k, OperandA a, const LoweredX<T>& lowered,
-                  bool transposed, T* c, index_t ldc, bool accumulate) {
-  if (lowered.pointwise) {
-    const MatrixOperand<T> b = transposed ? lowered.in_place.transposed() : lowered.in_place;
-    return gemm<T>(m, n, k, a, b, c, ldc, accumulate);
+void gemm_lowered(const ConvGeometry& g, Algorithm algorithm, Isa isa, const KernelTap* taps,
+                  const T* x, index_t group, ColumnBlock block, bool transposed, index_t m,
+                  index_t n, index_t k, OperandA a, T* c, index_t ldc, bool accumulate) {
+  const T* first = x_group(g, x, group, block);
+  if (algorithm == Algorithm::pointwise) {
+    const MatrixOperand<T> in_place{first + block.first_output, g.x_spatial(), 1};
+    return gemm<T>(m, n, k, a, transposed ? in_place.transposed() : in_place, c, ldc, accumulate,
+                   isa);
   }
-  LoweredOperand<T> b = lowered.implicit;
-  b.transposed = transposed;
-  gemm<T>(m, n, k, a, b, c, ldc, accumulate);
+  const LoweredOperand<T> lowered{&g,    taps, first,     g.x_channels * g.x_spatial(),
+                                  block, 0,    transposed};
+  gemm<T>(m, n, k, a, lowered, c, ldc, accumulate, isa);
 }
 
 // Runs body(block) for every block. With a unit for each thread, threads take whole units and
 // each GEMM runs on one core, its operands staying in that core's cache; otherwise each GEMM is
 // threaded. Either way each output is summed in the same order.
 template <class Body>
-void for_each_block(const ConvGeometry& g, Body&& body) {
-  const BlockPlan plan = plan_blocks(g);
+void for_each_block(const ConvGeometry& g, const BlockPlan& plan, Body&& body) {
   int threads = threads_for(g.multiply_adds());
   if (plan.units < threads) threads = 1;
   parallel_for(plan.units, threads,
@@ -120,11 +198,12 @@ void for_each_block(const ConvGeometry& g, Body&& body) {
 }
 
 // Channels per col2im chunk: about 2^17 lowered elements (half a megabyte of float), and a
-// multiple of 24 channels so that each chunk's first row starts a packed tile of every
-// instruction set (8, 6 or 4 rows).
-inline index_t col2im_chunk_channels(const ConvGeometry& g, index_t columns) {
+// whole number of the instruction set's tile rows (each chunk's first row starts a tile of the
+// packed weight).
+inline index_t col2im_chunk_channels(const ConvGeometry& g, index_t columns, Isa isa) {
   constexpr index_t chunk_elements = index_t{1} << 17;
-  constexpr index_t channel_multiple = 24;
+  const index_t rows = tile_rows(isa);
+  const index_t channel_multiple = rows / std::gcd(rows, g.kernel_volume());
   const index_t wanted = chunk_elements / (columns * g.kernel_volume());
   return std::max(channel_multiple, wanted / channel_multiple * channel_multiple);
 }
@@ -134,53 +213,87 @@ const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
   return w + group * g.y_channels_per_group() * g.lowered_rows();
 }
 
-}  // namespace detail
-
-// How conv_forward and conv_backward_weight compute a geometry: "direct" (tiny or depthwise
-// layers, no GEMM), "shifted" (stride 1: a GEMM over a padded copy of x), "pointwise" (1x1: a
-// GEMM over x itself) or "im2col" (a GEMM over im2col blocks of x, packed on the fly).
-inline const char* forward_algorithm(const ConvGeometry& g) {
-  if (detail::pads_with_values(g)) return forward_algorithm(detail::padded_geometry(g));
-  if (detail::prefers_direct(g)) return "direct";
-  if (detail::prefers_shifted_forward(g)) return "shifted";
-  if (g.is_pointwise()) return "pointwise";
-  return "im2col";
+// The weight as one kernel's GEMMs read it, one operand per group, packed for `isa`: w itself
+// (y_channels_per_group x lowered_rows) for the forward pass and the shifted input gradient's
+// flipped kernel, w transposed for the others. Kernels that read w unpacked (direct) or not at
+// all (the weight gradient) have none.
+inline bool packs_weight(Kernel kernel, Algorithm algorithm) {
+  return kernel != Kernel::backward_weight && algorithm != Algorithm::direct;
 }
 
-// How conv_backward_input computes it: "direct", "shifted" (stride 1: the forward pass of the
-// flipped kernel over a padded copy of dy), "pointwise" or "col2im" (a GEMM into column blocks,
-// added into dx).
-inline const char* backward_input_algorithm(const ConvGeometry& g) {
-  if (detail::pads_with_values(g)) return backward_input_algorithm(detail::padded_geometry(g));
-  if (detail::prefers_direct(g)) return "direct";
-  if (detail::prefers_shifted_backward_input(g)) return "shifted";
-  if (g.is_pointwise()) return "pointwise";
-  return "col2im";
+struct PackedShape {
+  index_t m;
+  index_t k;
+};
+
+inline PackedShape packed_weight_shape(const ConvGeometry& g, Kernel kernel, Algorithm algorithm) {
+  if (kernel == Kernel::forward) return {g.y_channels_per_group(), g.lowered_rows()};
+  if (algorithm == Algorithm::shifted) {
+    return {g.x_channels_per_group(), g.y_channels_per_group() * g.kernel_volume()};
+  }
+  return {g.lowered_rows(), g.y_channels_per_group()};
 }
+
+// Elements pack_weight writes.
+inline index_t packed_weight_size(const ConvGeometry& g, Kernel kernel, Algorithm algorithm,
+                                  Isa isa) {
+  if (!packs_weight(kernel, algorithm)) return 0;
+  const PackedShape shape = packed_weight_shape(g, kernel, algorithm);
+  return g.groups * packed_size(shape.m, shape.k, isa);
+}
+
+// Packs w for `kernel` into `buffer` (packed_weight_size elements, or the calling thread's
+// scratch when null).
+template <class T>
+PackedOperands<T> pack_weight(const ConvGeometry& g, Kernel kernel, Algorithm algorithm, Isa isa,
+                              const T* w, T* buffer) {
+  const PackedShape shape = packed_weight_shape(g, kernel, algorithm);
+  const index_t rows = g.lowered_rows();
+  if (kernel == Kernel::forward) {
+    return pack_each<T>(
+        g.groups, shape.m, shape.k,
+        [&](index_t group) { return row_major(group_weight(g, w, group), rows); }, isa, buffer);
+  }
+  if (algorithm == Algorithm::shifted) {
+    const T* flipped = flip_weight(g, w);
+    return pack_each<T>(
+        g.groups, shape.m, shape.k,
+        [&](index_t group) { return row_major(flipped + group * shape.m * shape.k, shape.k); }, isa,
+        buffer);
+  }
+  return pack_each<T>(
+      g.groups, shape.m, shape.k,
+      [&](index_t group) { return row_major(group_weight(g, w, group), rows).transposed(); }, isa,
+      buffer);
+}
+
+// What a kernel gets from its plan for one call: its algorithm, the instruction set read once
+// at the start of the call, and the weight packed for it (unless packs_weight says none).
+template <class T>
+struct KernelCall {
+  Algorithm algorithm;
+  Isa isa;
+  PackedOperands<T> weight;
+};
 
 // y = x (*) w: cross-correlation with stride, padding, dilation and groups, as PyTorch's conv.
 // x: x_shape(), w: weight_shape(), y: y_shape(); y is overwritten.
 template <class T>
-void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
-  if (detail::pads_with_values(g)) {
-    return detail::with_padded_x(
-        g, x, [&](const ConvGeometry& padded, const T* px) { conv_forward(padded, px, w, y); });
+void forward_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* x, const T* w,
+                    T* y) {
+  if (call.algorithm == Algorithm::direct) return direct_forward(g, x, w, y);
+  if (call.algorithm == Algorithm::shifted) {
+    return shifted_forward(forward_problem(g), x, call.weight, y, call.isa);
   }
-  if (detail::prefers_direct(g)) return detail::direct_forward(g, x, w, y);
-  if (detail::prefers_shifted_forward(g))
-    return detail::shifted_forward(detail::forward_problem(g), x, w, y);
   const index_t rows = g.lowered_rows();
-  const detail::KernelTap* taps = detail::tap_table(g);
-  const PackedOperands<T> weight = pack_each<T>(
-      g.groups, g.y_channels_per_group(), rows,
-      [&](index_t group) { return row_major(detail::group_weight(g, w, group), rows); });
-  detail::for_each_block(g, [&](detail::ColumnBlock block) {
+  const KernelTap* taps = tap_table(g);
+  for_each_block(g, block_plan(g, call.algorithm), [&](ColumnBlock block) {
     for (index_t group = 0; group < g.groups; ++group) {
-      const detail::BlockOfY<T> out = detail::y_block(g, y, group, block, false);
-      detail::gemm_lowered(g.y_channels_per_group(), block.columns(), rows, weight[group],
-                           detail::lowered_x(g, taps, x, group, block), false, out.data, out.ld,
-                           false);
-      detail::scatter_y_block(g, out, y, group, block);
+      const BlockOfY<T> out = y_block(g, y, group, block, false);
+      gemm_lowered(g, call.algorithm, call.isa, taps, x, group, block, false,
+                   g.y_channels_per_group(), block.columns(), rows, call.weight[group], out.data,
+                   out.ld, false);
+      scatter_y_block(g, out, y, group, block);
     }
   });
 }
@@ -188,55 +301,44 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
 // dx = the adjoint of conv_forward applied to dy: the gradient of a convolution for its input,
 // and the forward pass of a transposed convolution. dx is overwritten.
 template <class T>
-void conv_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
-  if (detail::pads_with_values(g)) {
-    return detail::folded_into_x(g, dx, [&](const ConvGeometry& padded, T* pdx) {
-      conv_backward_input(padded, dy, w, pdx);
-    });
-  }
-  if (detail::prefers_direct(g)) return detail::direct_backward_input(g, dy, w, dx);
-  if (detail::prefers_shifted_backward_input(g)) {
-    return detail::shifted_forward(detail::backward_input_problem(g), dy, detail::flip_weight(g, w),
-                                   dx);
+void backward_input_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* dy,
+                           const T* w, T* dx) {
+  if (call.algorithm == Algorithm::direct) return direct_backward_input(g, dy, w, dx);
+  if (call.algorithm == Algorithm::shifted) {
+    return shifted_forward(backward_input_problem(g), dy, call.weight, dx, call.isa);
   }
   const index_t rows = g.lowered_rows();
   const index_t sample_stride = g.x_channels * g.x_spatial();
-  const PackedOperands<T> weight_t =
-      pack_each<T>(g.groups, rows, g.y_channels_per_group(), [&](index_t group) {
-        return row_major(detail::group_weight(g, w, group), rows).transposed();
-      });
-  detail::for_each_block(g, [&](detail::ColumnBlock block) {
-    const bool direct = g.is_pointwise() && block.samples == 1;
-    if (!direct && block.first_output == 0) {
+  const bool pointwise = call.algorithm == Algorithm::pointwise;
+  for_each_block(g, block_plan(g, call.algorithm), [&](ColumnBlock block) {
+    if (!pointwise && block.first_output == 0) {
       std::fill_n(dx + block.first_sample * sample_stride, block.samples * sample_stride, T(0));
     }
     for (index_t group = 0; group < g.groups; ++group) {
-      const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
-      T* dx_group = dx + block.first_sample * sample_stride +
-                    group * g.x_channels_per_group() * g.x_spatial();
-      if (direct) {
-        gemm<T>(rows, block.columns(), g.y_channels_per_group(), weight_t[group],
+      const BlockOfY<const T> gradient = y_block(g, dy, group, block, true);
+      T* dx_group = x_group(g, dx, group, block);
+      if (pointwise) {
+        gemm<T>(rows, block.columns(), g.y_channels_per_group(), call.weight[group],
                 row_major(gradient.data, gradient.ld), dx_group + block.first_output, g.x_spatial(),
-                false);
+                false, call.isa);
         continue;
       }
       // A chunk of channels at a time, so that their lowered rows are still in the core's
       // cache when col2im adds them up.
-      const index_t chunk = detail::col2im_chunk_channels(g, block.columns());
+      const index_t chunk = col2im_chunk_channels(g, block.columns(), call.isa);
       const index_t taps = g.kernel_volume();
-      T* lowered = detail::scratch<T>(detail::Scratch::lowered, chunk * taps * block.columns());
+      T* lowered = scratch<T>(Scratch::lowered, chunk * taps * block.columns());
       for (index_t c0 = 0; c0 < g.x_channels_per_group(); c0 += chunk) {
         const index_t c1 = std::min(g.x_channels_per_group(), c0 + chunk);
         gemm<T>((c1 - c0) * taps, block.columns(), g.y_channels_per_group(),
-                weight_t[group].rows_from(c0 * taps),
-                MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false);
-        detail::col2im(g, lowered, block, dx_group, sample_stride, c0, c1);
+                call.weight[group].rows_from(c0 * taps),
+                MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false,
+                call.isa);
+        col2im(g, lowered, block, dx_group, sample_stride, c0, c1);
       }
     }
   });
 }
-
-namespace detail {
 
 // dw = the sum over units of work of add_unit(unit, sum, accumulate), which adds the unit's
 // share to `sum` (or writes it there unless `accumulate`). Units are dealt round-robin to a
@@ -264,44 +366,39 @@ void sum_in_lanes(index_t units, double work, index_t size, T* dw, AddUnit&& add
   }
 }
 
-}  // namespace detail
-
 // dw = the gradient of conv_forward for its weight: the sum over column blocks of
 // dy_block . lowered_block^T, summed the same way for any number of threads. dw is overwritten.
 template <class T>
-void conv_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
-  if (detail::pads_with_values(g)) {
-    return detail::with_padded_x(g, x, [&](const ConvGeometry& padded, const T* px) {
-      conv_backward_weight(padded, px, dy, dw);
-    });
-  }
-  if (detail::prefers_direct(g)) return detail::direct_backward_weight(g, x, dy, dw);
+void backward_weight_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* x,
+                            const T* dy, T* dw) {
+  if (call.algorithm == Algorithm::direct) return direct_backward_weight(g, x, dy, dw);
   const index_t rows = g.lowered_rows();
   const index_t size = g.y_channels * rows;
-  const double work = g.multiply_adds();
-  if (detail::prefers_shifted_forward(g)) {
-    const detail::ShiftedProblem p = detail::forward_problem(g);
-    detail::sum_in_lanes(detail::sample_blocks(p), work, size, dw,
-                         [&](index_t block, T* sum, bool accumulate) {
-                           detail::shifted_weight_block(p, x, dy, block, sum, accumulate);
-                         });
+  if (call.algorithm == Algorithm::shifted) {
+    const ShiftedProblem p = forward_problem(g);
+    sum_in_lanes(sample_blocks(p), g.multiply_adds(), size, dw,
+                 [&](index_t block, T* sum, bool accumulate) {
+                   shifted_weight_block(p, x, dy, block, sum, accumulate, call.isa);
+                 });
     return;
   }
-  const detail::KernelTap* taps = detail::tap_table(g);
-  const detail::BlockPlan plan = detail::plan_blocks(g);
-  detail::sum_in_lanes(plan.units, work, size, dw, [&](index_t unit, T* sum, bool accumulate) {
-    detail::for_each_block_of_unit(g, plan, unit, [&](detail::ColumnBlock block) {
+  const KernelTap* taps = tap_table(g);
+  const BlockPlan plan = block_plan(g, call.algorithm);
+  sum_in_lanes(plan.units, g.multiply_adds(), size, dw, [&](index_t unit, T* sum, bool accumulate) {
+    for_each_block_of_unit(g, plan, unit, [&](ColumnBlock block) {
       for (index_t group = 0; group < g.groups; ++group) {
-        const detail::BlockOfY<const T> gradient = detail::y_block(g, dy, group, block, true);
-        detail::gemm_lowered(g.y_channels_per_group(), rows, block.columns(),
-                             MatrixOperand<T>{gradient.data, gradient.ld, 1},
-                             detail::lowered_x(g, taps, x, group, block), true,
-                             sum + group * g.y_channels_per_group() * rows, rows, accumulate);
+        const BlockOfY<const T> gradient = y_block(g, dy, group, block, true);
+        gemm_lowered(g, call.algorithm, call.isa, taps, x, group, block, true,
+                     g.y_channels_per_group(), rows, block.columns(),
+                     MatrixOperand<T>{gradient.data, gradient.ld, 1},
+                     sum + group * g.y_channels_per_group() * rows, rows, accumulate);
       }
       accumulate = true;
     });
   });
 }
+
+}  // namespace detail
 
 // output[n, c, ...] += bias[c] over the layer's output (y for a convolution, x for a transposed
 // one), threaded over planes.

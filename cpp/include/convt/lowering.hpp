@@ -187,7 +187,8 @@ inline index_t output_runs(const ConvGeometry& g, ColumnBlock block, index_t fir
 template <class T>
 struct LoweredOperand {
   static constexpr bool packs_itself = true;
-  // The most columns (rows, when transposed) one pack call covers: the GEMM's panel depth.
+  // Runs of lowered columns one pass of `pack` cuts at most: a sliver's columns, or a stretch of
+  // the depth of a transposed operand's sliver (whatever depth the GEMM blocks by).
   static constexpr index_t max_run_columns = 256;
 
   const ConvGeometry* g;
@@ -247,6 +248,7 @@ struct LoweredOperand {
   // j < count, zero for count <= j < TILE, where B is this operand.
   template <int TILE>
   void pack(index_t p0, index_t depth, index_t column, index_t count, T* out) const {
+    static_assert(TILE <= max_run_columns, "a sliver's columns must fit the table of runs");
     OutputRun runs[max_run_columns];
     if (!transposed) {
       const index_t made = output_runs(*g, block, first + column, count, runs);
@@ -266,12 +268,16 @@ struct LoweredOperand {
       return;
     }
     // Transposed: B(p, j) = lowered[first + j][p], so a sliver takes `count` lowered rows over
-    // lowered columns [p0, p0 + depth), written TILE apart.
-    const index_t made = output_runs(*g, block, p0, depth, runs);
-    for (index_t j = 0; j < count; ++j) {
-      const Row lowered_row = row(first + column + j);
-      for (index_t r = 0; r < made; ++r) {
-        fill(lowered_row, runs[r], out + runs[r].column * TILE + j, TILE);
+    // lowered columns [p0, p0 + depth), written TILE apart, a table of runs at a time.
+    for (index_t part = 0; part < depth; part += max_run_columns) {
+      const index_t made =
+          output_runs(*g, block, p0 + part, std::min(max_run_columns, depth - part), runs);
+      T* part_out = out + part * TILE;
+      for (index_t j = 0; j < count; ++j) {
+        const Row lowered_row = row(first + column + j);
+        for (index_t r = 0; r < made; ++r) {
+          fill(lowered_row, runs[r], part_out + runs[r].column * TILE + j, TILE);
+        }
       }
     }
     for (index_t p = 0; p < depth; ++p) clear_run(out + p * TILE, count, TILE);

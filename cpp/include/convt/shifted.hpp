@@ -132,22 +132,12 @@ inline bool shifted_fits(const ShiftedProblem& p) {
   return 4 * computed <= 5 * samples * p.out_spatial();
 }
 
-// Unit strides, and a kernel that is not 1x1 (a pointwise convolution needs no lowering).
-inline bool shifted_applies(const ConvGeometry& g) {
+// Unit strides: what the shifted lowering needs.
+inline bool stride_one(const ConvGeometry& g) {
   for (int d = 0; d < max_spatial_dims; ++d) {
     if (g.stride[d] != 1) return false;
   }
-  return !g.is_pointwise();
-}
-
-// Whether conv_forward and conv_backward_weight, which lower x, take the shifted lowering.
-inline bool prefers_shifted_forward(const ConvGeometry& g) {
-  return shifted_applies(g) && shifted_fits(forward_problem(g));
-}
-
-// Whether conv_backward_input, which lowers dy, takes it.
-inline bool prefers_shifted_backward_input(const ConvGeometry& g) {
-  return shifted_applies(g) && shifted_fits(backward_input_problem(g));
+  return true;
 }
 
 // padded[c][s][u] = in[s, c, u - before] for the block's samples, zero outside `in`. `in`
@@ -244,15 +234,13 @@ T* group_output(const ShiftedProblem& p, T* out, index_t group, index_t first) {
   return out + (first * p.groups + group) * p.out_channels * p.out_spatial();
 }
 
-// out = the ShiftedProblem's correlation of `in` with `weight` (groups x out_channels x depth,
-// row-major). out is overwritten.
+// out = the ShiftedProblem's correlation of `in` with the weight `packed` holds, one operand
+// (out_channels x depth) per group. out is overwritten.
 template <class T>
-void shifted_forward(const ShiftedProblem& p, const T* in, const T* weight, T* out) {
+void shifted_forward(const ShiftedProblem& p, const T* in, const PackedOperands<T>& packed, T* out,
+                     Isa isa) {
   const index_t depth = p.depth();
   const index_t sample_stride = p.groups * p.out_channels * p.out_spatial();
-  const PackedOperands<T> packed = pack_each<T>(
-      p.groups, p.out_channels, depth,
-      [&](index_t group) { return row_major(weight + group * p.out_channels * depth, depth); });
   // Threads take whole blocks when there are enough (each GEMM then runs on one core) and
   // split each GEMM otherwise.
   const index_t blocks = sample_blocks(p);
@@ -268,7 +256,7 @@ void shifted_forward(const ShiftedProblem& p, const T* in, const T* weight, T* o
           rows.offset = part.first_column;
           T* result = scratch<T>(Scratch::gathered, p.out_channels * part.columns);
           gemm<T>(p.out_channels, part.columns, depth, packed[group], rows, result, part.columns,
-                  false);
+                  false, isa);
           for_each_output_line(p, samples, part, [&](index_t s, index_t column, index_t point) {
             for (index_t f = 0; f < p.out_channels; ++f) {
               std::copy_n(result + f * part.columns + column, p.out_size[2],
@@ -286,7 +274,7 @@ void shifted_forward(const ShiftedProblem& p, const T* in, const T* weight, T* o
 // over the padded grid's columns, zero at the positions past the output's edge.
 template <class T>
 void shifted_weight_block(const ShiftedProblem& p, const T* in, const T* grad_out, index_t block,
-                          T* sum, bool accumulate) {
+                          T* sum, bool accumulate, Isa isa) {
   const index_t depth = p.depth();
   const index_t sample_stride = p.groups * p.out_channels * p.out_spatial();
   with_sample_block(p, block, [&](index_t first, index_t samples) {
@@ -307,7 +295,7 @@ void shifted_weight_block(const ShiftedProblem& p, const T* in, const T* grad_ou
           }
         });
         gemm<T>(p.out_channels, depth, part.columns, row_major(spread, part.columns), rows,
-                group_sum, depth, accumulate || index > 0);
+                group_sum, depth, accumulate || index > 0, isa);
       }
     }
   });
