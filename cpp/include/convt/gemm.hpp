@@ -147,7 +147,10 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
     for (int v = 0; v < VECTORS; ++v) std::memcpy(&b_row[v], b_p + v * lanes, sizeof(Vector));
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r) {
-      const Vector a_value = Vector{} + a[p * ROWS + r];
+      // Subtracting +0 is exact for every value, so the compiler folds it and broadcasts the
+      // value straight from memory; adding +0 does not fold (-0 + 0 is +0) and costs a scalar
+      // addition and a register broadcast per row, on the ports the multiply-adds need.
+      const Vector a_value = a[p * ROWS + r] - Vector{};
 #pragma GCC unroll 4
       for (int v = 0; v < VECTORS; ++v) sum[r][v] += a_value * b_row[v];
     }
