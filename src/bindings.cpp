@@ -353,6 +353,59 @@ void bind_matrix(py::module_& m, const char* name) {
       });
 }
 
+// An operand read where it lies, transposed views included: its strides in elements.
+template <class T>
+convt::MatrixOperand<T> operand_of(const py::array& array, const char* name) {
+  const auto itemsize = static_cast<py::ssize_t>(sizeof(T));
+  if (array.strides(0) % itemsize != 0 || array.strides(1) % itemsize != 0) {
+    throw py::value_error(std::string("gemm: ") + name + "'s strides must be whole elements");
+  }
+  return {static_cast<const T*>(array.data()), array.strides(0) / itemsize,
+          array.strides(1) / itemsize};
+}
+
+// C = A . B, or C += A . B when `accumulate`, for 2-D arrays of one floating dtype with any
+// strides: the GEMM under the kernels, bound for benchmarks/gemm.py.
+py::array gemm(const py::array& a, const py::array& b, const std::optional<py::array>& out,
+               bool accumulate) {
+  if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(0)) {
+    throw py::value_error("gemm: a and b must be 2-D with a.shape[1] == b.shape[0], got shapes " +
+                          convt::detail::format_values(shape_of(a)) + " and " +
+                          convt::detail::format_values(shape_of(b)));
+  }
+  if (!a.dtype().is(b.dtype())) {
+    throw py::type_error("gemm: a and b must have one dtype, got " + dtype_name(a) + " and " +
+                         dtype_name(b));
+  }
+  const auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    const index_t m = a.shape(0), n = b.shape(1), k = a.shape(1);
+    Array<T> c;
+    if (out) {
+      c = py::reinterpret_borrow<Array<T>>(*out);
+      if (!out->dtype().is(a.dtype()) || !(out->flags() & py::array::c_style) ||
+          !out->writeable() || shape_of(*out) != Shape{m, n}) {
+        throw py::value_error("gemm: out must be a writable C-contiguous " + dtype_name(a) +
+                              " array of shape " + convt::detail::format_values(Shape{m, n}));
+      }
+      if (overlaps(*out, a) || overlaps(*out, b)) {
+        throw py::value_error("gemm: out must not share memory with a or b");
+      }
+    } else {
+      c = Array<T>({m, n});
+      accumulate = false;
+    }
+    const convt::MatrixOperand<T> a_operand = operand_of<T>(a, "a");
+    const convt::MatrixOperand<T> b_operand = operand_of<T>(b, "b");
+    T* c_data = c.mutable_data();
+    without_gil([&] { convt::gemm<T>(m, n, k, a_operand, b_operand, c_data, n, accumulate); });
+    return c;
+  };
+  if (a.dtype().is(py::dtype::of<float>())) return run(float{});
+  if (a.dtype().is(py::dtype::of<double>())) return run(double{});
+  throw py::type_error("gemm: a and b must be float32 or float64, got " + dtype_name(a));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -546,6 +599,24 @@ PYBIND11_MODULE(_core, m) {
     for (convt::Isa isa : convt::supported_isas()) names.emplace_back(convt::isa_name(isa));
     return names;
   });
+  m.def("gemm_config", [] {
+    const convt::CacheSizes& caches = convt::cache_sizes();
+    py::dict config;
+    config["isa"] = convt::isa_name(convt::get_isa());
+    config["caches"] = py::dict(py::arg("l1d") = caches.l1d, py::arg("l2") = caches.l2,
+                                py::arg("l2_ways") = caches.l2_ways, py::arg("l3") = caches.l3,
+                                py::arg("source") = caches.source);
+    const auto blocking = [](const convt::GemmConfig& c) {
+      return py::dict(py::arg("tile") = py::make_tuple(c.tile_rows, c.tile_cols),
+                      py::arg("depth") = c.blocking.depth, py::arg("rows") = c.blocking.rows,
+                      py::arg("cols") = c.blocking.cols);
+    };
+    config["float32"] = blocking(convt::gemm_config<float>());
+    config["float64"] = blocking(convt::gemm_config<double>());
+    return config;
+  });
+  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out") = py::none(),
+        py::arg("accumulate") = false);
   m.def(
       "fma_peak_gflops",
       [](double seconds) { return without_gil([&] { return convt::fma_peak_gflops(seconds); }); },

@@ -1,11 +1,15 @@
 // convt::gemm against a naive triple loop, for every instruction set this CPU supports: plain and
 // transposed operands, accumulate on and off, sizes that end in partial register tiles and that
-// cross the cache blocks (k > 256, m > 480, n > 4096), and k == 0.
+// cross the cache blocks, and k == 0; the cache sizes it reads and the blocking it derives from
+// them; the instruction set's selection.
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -125,20 +129,49 @@ TYPED_TEST(Gemm, MatchesNaiveLoopOnSmallAndEdgeSizes) {
   }
 }
 
-// Sizes past each cache block: the depth (256), the rows (480) and, once, the columns (4096).
+// Sizes past each cache block in use (ctest also runs this binary with small blocks forced
+// through CONVT_GEMM_BLOCKING, where every size below crosses several).
 TYPED_TEST(Gemm, MatchesNaiveLoopAcrossCacheBlocks) {
   const IsaGuard guard;
   std::mt19937 rng(12);
   for (convt::Isa isa : convt::supported_isas()) {
     convt::set_isa(isa);
-    check_gemm<TypeParam>(rng, {9, 21, 300}, false, false, false, 21);
-    check_gemm<TypeParam>(rng, {9, 21, 513}, true, true, true, 24);
-    check_gemm<TypeParam>(rng, {487, 19, 11}, false, true, false, 19);
-    check_gemm<TypeParam>(rng, {500, 40, 260}, true, false, true, 40);
+    const convt::Blocking blocks = convt::gemm_config<TypeParam>().blocking;
+    const index_t depth = blocks.depth, rows = blocks.rows;
+    check_gemm<TypeParam>(rng, {9, 21, depth + 44}, false, false, false, 21);
+    check_gemm<TypeParam>(rng, {9, 21, 2 * depth + 1}, true, true, true, 24);
+    check_gemm<TypeParam>(rng, {rows + 7, 19, 11}, false, true, false, 19);
+    check_gemm<TypeParam>(rng, {rows + 20, 40, depth + 4}, true, false, true, 40);
   }
   convt::set_isa(convt::supported_isas().back());
-  check_gemm<TypeParam>(rng, {3, 4100, 5}, false, false, false, 4100);
-  check_gemm<TypeParam>(rng, {7, 4099, 270}, false, true, true, 4101);
+  const index_t cols = convt::gemm_config<TypeParam>().blocking.cols;
+  check_gemm<TypeParam>(rng, {3, cols + 4, 5}, false, false, false, cols + 4);
+  check_gemm<TypeParam>(rng, {7, cols + 3, 270}, false, true, true, cols + 5);
+}
+
+// Each element of C is summed in one order whatever the number of threads, whether the threads
+// split C by columns (a wide C) or by rows (C one register tile wide).
+TYPED_TEST(Gemm, OneAndTwoThreadsGiveBitwiseEqualResults) {
+  using T = TypeParam;
+  const IsaGuard guard;
+  const int saved_threads = convt::get_num_threads();
+  std::mt19937 rng(14);
+  for (convt::Isa isa : convt::supported_isas()) {
+    convt::set_isa(isa);
+    for (const Size s : {Size{40, 700, 300}, Size{700, 4, 2000}}) {
+      SCOPED_TRACE(describe(s, false, false, false, s.n));
+      const Operands<T> o = make_operands<T>(rng, s, false, true);
+      std::vector<std::vector<T>> results;
+      for (int threads : {1, 2}) {
+        convt::set_num_threads(threads);
+        std::vector<T> c(static_cast<std::size_t>(s.m * s.n));
+        convt::gemm<T>(s.m, s.n, s.k, o.a_operand, o.b_operand, c.data(), s.n, false);
+        results.push_back(c);
+      }
+      EXPECT_EQ(results[0], results[1]);
+    }
+  }
+  convt::set_num_threads(saved_threads);
 }
 
 // An empty sum: C = 0 without accumulation, C unchanged with it; an empty C is not touched.
@@ -229,5 +262,246 @@ TEST(Isa, NamesParseAndUnknownNamesThrow) {
     }
   }
 }
+
+// Expects call() to throw a convt::Error naming the environment variable and quoting its value.
+template <class Call>
+void expect_rejected(const std::string& variable, const std::string& value, Call&& call) {
+  try {
+    call();
+    ADD_FAILURE() << variable << "=" << value << " was accepted";
+  } catch (const convt::Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(variable), std::string::npos) << message;
+    EXPECT_NE(message.find("'" + value + "'"), std::string::npos) << message;
+  }
+}
+
+namespace caches {
+
+using convt::CacheSizes;
+using convt::detail::parse_cache_size;
+
+constexpr std::int64_t KiB = 1 << 10, MiB = 1 << 20;
+
+TEST(Caches, SizesParseAsSysfsAndPeopleWriteThem) {
+  EXPECT_EQ(parse_cache_size("48K"), 48 * KiB);
+  EXPECT_EQ(parse_cache_size("1024K"), MiB);
+  EXPECT_EQ(parse_cache_size("32M"), 32 * MiB);
+  EXPECT_EQ(parse_cache_size("32MiB"), 32 * MiB);
+  EXPECT_EQ(parse_cache_size("512kb"), 512 * KiB);
+  EXPECT_EQ(parse_cache_size("1G"), 1024 * MiB);
+  EXPECT_EQ(parse_cache_size("65536"), 64 * KiB);
+  for (const char* bad : {"", "K", "12Q", "-4K", "1.5M", "99999999999999K"}) {
+    EXPECT_EQ(parse_cache_size(bad), -1) << bad;
+  }
+}
+
+// A directory laid out as Linux's /sys/devices/system/cpu/cpu0, removed at the end of the test.
+class FakeCpu {
+ public:
+  explicit FakeCpu(const std::string& name) : root_(testing::TempDir() + "convt-" + name) {
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  ~FakeCpu() { std::filesystem::remove_all(root_); }
+  FakeCpu(const FakeCpu&) = delete;
+  FakeCpu& operator=(const FakeCpu&) = delete;
+
+  void add(int index, const std::string& level, const std::string& type, const std::string& size,
+           int ways = 0) {
+    const std::string dir = root_ + "/cache/index" + std::to_string(index);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/level") << level << "\n";
+    std::ofstream(dir + "/type") << type << "\n";
+    std::ofstream(dir + "/size") << size << "\n";
+    if (ways > 0) std::ofstream(dir + "/ways_of_associativity") << ways << "\n";
+  }
+  const std::string& path() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+TEST(Caches, ReadFromSysfs) {
+  FakeCpu zen3("zen3");
+  zen3.add(0, "1", "Data", "32K");
+  zen3.add(1, "1", "Instruction", "32K");
+  zen3.add(2, "2", "Unified", "512K", 8);
+  zen3.add(3, "3", "Unified", "32768K", 16);
+  const CacheSizes caches = convt::detail::caches_from_sysfs(zen3.path());
+  EXPECT_EQ(caches.l1d, 32 * KiB);
+  EXPECT_EQ(caches.l2, 512 * KiB);
+  EXPECT_EQ(caches.l2_ways, 8);
+  EXPECT_EQ(caches.l3, 32 * MiB);
+  EXPECT_EQ(caches.source, "sysfs");
+
+  // Many Arm cores have no L3; a machine may describe no caches at all.
+  FakeCpu arm("arm");
+  arm.add(0, "1", "Data", "64K");
+  arm.add(1, "1", "Instruction", "64K");
+  arm.add(2, "2", "Unified", "1024K");
+  const CacheSizes no_l3 = convt::detail::caches_from_sysfs(arm.path());
+  EXPECT_EQ(no_l3.l1d, 64 * KiB);
+  EXPECT_EQ(no_l3.l2, MiB);
+  EXPECT_EQ(no_l3.l3, 0);
+  EXPECT_EQ(no_l3.l2_ways, 0);
+  FakeCpu empty("empty");
+  const CacheSizes nothing = convt::detail::caches_from_sysfs(empty.path());
+  EXPECT_EQ(nothing.l1d, 0);
+  EXPECT_EQ(nothing.l2, 0);
+}
+
+// This machine's caches: whatever the source, sizes the blocking can use.
+TEST(Caches, ThisMachineHasUsableSizes) {
+  const CacheSizes& caches = convt::cache_sizes();
+  EXPECT_GE(caches.l1d, 4 * KiB) << caches.source;
+  EXPECT_GE(caches.l2, caches.l1d) << caches.source;
+  EXPECT_GE(caches.l3, 0) << caches.source;
+  EXPECT_FALSE(caches.source.empty());
+  const char* forced = std::getenv("CONVT_CACHE_SIZES");
+  if (forced != nullptr && *forced != '\0') {
+    EXPECT_NE(caches.source.find("CONVT_CACHE_SIZES"), std::string::npos) << caches.source;
+    EXPECT_EQ(caches.l2, convt::detail::override_caches(caches, forced).l2);
+  }
+}
+
+TEST(Caches, EnvironmentOverridesSomeOrAll) {
+  const CacheSizes zen5{48 * KiB, MiB, 32 * MiB, 16, "sysfs"};
+  const CacheSizes zen3 = convt::detail::override_caches(zen5, "l1d=32K,l2=512K");
+  EXPECT_EQ(zen3.l1d, 32 * KiB);
+  EXPECT_EQ(zen3.l2, 512 * KiB);
+  EXPECT_EQ(zen3.l3, 32 * MiB);
+  EXPECT_EQ(zen3.source, "sysfs + CONVT_CACHE_SIZES");
+  EXPECT_EQ(zen3.l2_ways, 16);
+  EXPECT_EQ(convt::detail::override_caches(zen5, "l3=0").l3, 0);
+  EXPECT_EQ(convt::detail::override_caches(zen5, "l2_ways=8").l2_ways, 8);
+  for (const char* bad :
+       {"l1d", "l1d=", "l1d=0", "l4=1M", "l2=1M,", "l2=big", "L2=1M", "l2_ways=0", "l2_ways=8K"}) {
+    expect_rejected("CONVT_CACHE_SIZES", bad, [&] { convt::detail::override_caches(zen5, bad); });
+  }
+}
+
+}  // namespace caches
+
+namespace blocking {
+
+using caches::KiB;
+using caches::MiB;
+using convt::Blocking;
+using convt::CacheSizes;
+using convt::derive_blocking;
+
+void expect_blocking(const Blocking& actual, const Blocking& expected) {
+  EXPECT_EQ(actual.depth, expected.depth);
+  EXPECT_EQ(actual.rows, expected.rows);
+  EXPECT_EQ(actual.cols, expected.cols);
+}
+
+// The blocking float32 AVX-512 derives on the CPU where it was measured, a Zen 5 core (48 KiB
+// L1d, 1 MiB 16-way L2, 32 MiB L3): 256 deep, 480 rows (the fastest of 240 to 720 there, with
+// 512 as fast) and about 4096 columns, which is the blocking that measured best there.
+TEST(Blocking, Zen5Avx512IsTheOneMeasuredBestThere) {
+  const CacheSizes zen5{48 * KiB, MiB, 32 * MiB, 16, "test"};
+  expect_blocking(derive_blocking(zen5, 8, 48, 4), {256, 480, 4080});
+}
+
+// A Zen 3 core (32 KiB L1d, 512 KiB 8-way L2): AVX2's A block must leave room in the L2, where
+// 480 rows of 256 (all of it) did not.
+TEST(Blocking, Zen3Avx2KeepsTheABlockWithinHalfTheL2) {
+  const CacheSizes zen3{32 * KiB, 512 * KiB, 32 * MiB, 8, "test"};
+  const Blocking f32 = derive_blocking(zen3, 6, 16, 4);
+  expect_blocking(f32, {256, 222, 4096});
+  EXPECT_LE(f32.rows * f32.depth * 4, 256 * KiB);
+  const Blocking f64 = derive_blocking(zen3, 6, 8, 8);
+  EXPECT_LE(f64.rows * f64.depth * 8, 256 * KiB);
+}
+
+// For any CPU: whole tiles, at most the deepest panel, a B sliver within L1, an A block within
+// half the L2, and never less than one tile, however small the caches.
+TEST(Blocking, FitsTheCachesOfEveryCpu) {
+  const std::vector<CacheSizes> cpus{
+      {48 * KiB, MiB, 32 * MiB, 16, "Zen 5"},
+      {32 * KiB, 512 * KiB, 32 * MiB, 8, "Zen 3"},
+      {32 * KiB, 256 * KiB, 8 * MiB, 4, "Skylake client"},
+      {48 * KiB, 2 * MiB, 36 * MiB, 16, "Sapphire Rapids"},
+      {64 * KiB, MiB, 32 * MiB, 8, "Neoverse N1"},
+      {128 * KiB, 12 * MiB, 0, 12, "Apple M1, no L3"},
+      {32 * KiB, 512 * KiB, 8 * MiB, 0, "associativity unknown"},
+      {4 * KiB, 16 * KiB, 0, 2, "tiny"},
+      convt::detail::fallback_caches(),
+  };
+  const struct {
+    int rows, cols, bytes;
+  } tiles[] = {{8, 48, 4}, {8, 24, 8}, {6, 16, 4}, {6, 8, 8}, {8, 12, 4}, {8, 6, 8}, {4, 8, 4}};
+  for (const CacheSizes& cpu : cpus) {
+    for (const auto& tile : tiles) {
+      SCOPED_TRACE(cpu.source + ", tile " + std::to_string(tile.rows) + " x " +
+                   std::to_string(tile.cols) + " of " + std::to_string(tile.bytes) + " bytes");
+      const Blocking b = derive_blocking(cpu, tile.rows, tile.cols, tile.bytes);
+      EXPECT_GE(b.depth, 8);
+      EXPECT_LE(b.depth, convt::max_gemm_depth);
+      EXPECT_EQ(b.depth % 8, 0);
+      EXPECT_GE(b.rows, tile.rows);
+      EXPECT_EQ(b.rows % tile.rows, 0);
+      EXPECT_GE(b.cols, tile.cols);
+      EXPECT_EQ(b.cols % tile.cols, 0);
+      if (b.depth > 8) {
+        EXPECT_LE(b.depth * tile.cols * tile.bytes, cpu.l1d);
+      }
+      if (b.rows > tile.rows) {
+        EXPECT_LE(b.rows * b.depth * tile.bytes, cpu.l2 / 2);
+      }
+      if (b.cols > tile.cols) {
+        EXPECT_LE(b.cols * b.depth * tile.bytes, cpu.l3 > 0 ? cpu.l3 / 8 : cpu.l2 / 2);
+      }
+      // Larger caches never give smaller blocks.
+      CacheSizes larger = cpu;
+      larger.l1d *= 2;
+      larger.l2 *= 2;
+      larger.l3 *= 2;
+      const Blocking bigger = derive_blocking(larger, tile.rows, tile.cols, tile.bytes);
+      EXPECT_GE(bigger.depth, b.depth);
+      EXPECT_GE(bigger.rows * bigger.depth, b.rows * b.depth);
+      EXPECT_GE(bigger.cols * bigger.depth, b.cols * b.depth);
+    }
+  }
+}
+
+// What the GEMM uses is derived from this machine's caches, unless CONVT_GEMM_BLOCKING (which
+// ctest sets for one run of this binary) says otherwise.
+TYPED_TEST(Gemm, BlockingInUseIsDerivedFromTheCaches) {
+  for (convt::Isa isa : convt::supported_isas()) {
+    SCOPED_TRACE(convt::isa_name(isa));
+    const convt::GemmConfig config = convt::gemm_config<TypeParam>(isa);
+    EXPECT_EQ(config.isa, isa);
+    EXPECT_EQ(config.caches.l2, convt::cache_sizes().l2);
+    EXPECT_EQ(config.tile_rows, convt::detail::tile_rows(isa));
+    Blocking expected = derive_blocking(convt::cache_sizes(), config.tile_rows, config.tile_cols,
+                                        int{sizeof(TypeParam)});
+    const char* forced = std::getenv("CONVT_GEMM_BLOCKING");
+    if (forced != nullptr && *forced != '\0') {
+      expected =
+          convt::detail::override_blocking(expected, {config.tile_rows, config.tile_cols}, forced);
+    }
+    expect_blocking(config.blocking, expected);
+  }
+}
+
+TEST(Blocking, EnvironmentOverridesSomeOrAllRoundedToTiles) {
+  const Blocking derived{256, 480, 4080};
+  const convt::detail::TileSize tile{8, 48};
+  expect_blocking(convt::detail::override_blocking(derived, tile, "rows=100"), {256, 104, 4080});
+  expect_blocking(convt::detail::override_blocking(derived, tile, "depth=64,cols=1"),
+                  {64, 480, 48});
+  expect_blocking(convt::detail::override_blocking(derived, tile, "cols=4096,rows=8,depth=256"),
+                  {256, 8, 4128});
+  for (const char* bad :
+       {"rows", "rows=", "rows=0", "depth=257", "depth=-1", "cols=4k", "width=4", "rows=8,"}) {
+    expect_rejected("CONVT_GEMM_BLOCKING", bad,
+                    [&] { convt::detail::override_blocking(derived, tile, bad); });
+  }
+}
+
+}  // namespace blocking
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "cpu.hpp"
 #include "geometry.hpp"
 #include "isa.hpp"
 #include "threading.hpp"
@@ -75,6 +76,8 @@ struct PackedA {
 
 namespace detail {
 
+inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
 // Register tile of each instruction set's micro-kernel: ROWS rows of A times VECTORS SIMD
 // vectors of BYTES bytes of B's columns. AVX-512's 8 x 3 vectors keeps 24 of its 32 registers
 // accumulating and fits layers whose channel counts are multiples of 8 without padding rows.
@@ -124,15 +127,33 @@ struct SliverInPlace {
   const T* row(index_t p, int) const { return rows[p] + offset; }
 };
 
+// One step of the register tile: sum[r][v] += a[r] * b_row[v], each A value broadcast from
+// memory (AVX-512's multiply-add takes it as its memory operand).
+template <int ROWS, int VECTORS, class T, class Vector>
+__attribute__((always_inline)) inline void broadcast_step(Vector (&sum)[ROWS][VECTORS], const T* a,
+                                                          const Vector (&b_row)[VECTORS]) {
+#pragma GCC unroll 16
+  for (int r = 0; r < ROWS; ++r) {
+    // Subtracting +0 is exact for every value, so the compiler folds it and broadcasts a[r]
+    // straight from memory; adding +0 does not fold (-0 + 0 is +0) and costs a scalar addition
+    // and a register broadcast per row.
+    const Vector a_value = a[r] - Vector{};
+#pragma GCC unroll 4
+    for (int v = 0; v < VECTORS; ++v) sum[r][v] += a_value * b_row[v];
+  }
+}
+
 // C[0:rows, 0:cols] (+)= A_sliver . B_sliver over depth `depth`, where the A sliver is packed as
 // [depth][Tile::rows] and B's rows are read as `Sliver` says. Written once with GCC/Clang vector
 // types; the wrappers below compile it for each instruction set.
-template <class T, int ROWS, int VECTORS, int VECTOR_BYTES, class Sliver>
+template <class T, Isa ISA, class Sliver>
 __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a, Sliver b,
                                                              T* c, index_t ldc, index_t rows,
                                                              index_t cols, bool accumulate) {
-  using Vector = typename VectorOf<T, VECTOR_BYTES>::type;
-  constexpr int lanes = VECTOR_BYTES / static_cast<int>(sizeof(T));
+  constexpr int ROWS = TileOf<ISA>::rows;
+  constexpr int VECTORS = TileOf<ISA>::vectors;
+  using Vector = typename VectorOf<T, TileOf<ISA>::bytes>::type;
+  constexpr int lanes = TileOf<ISA>::bytes / static_cast<int>(sizeof(T));
   constexpr int tile_cols = VECTORS * lanes;
   Vector sum[ROWS][VECTORS];
 #pragma GCC unroll 16
@@ -145,15 +166,7 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
     const T* b_p = b.row(p, tile_cols);
 #pragma GCC unroll 4
     for (int v = 0; v < VECTORS; ++v) std::memcpy(&b_row[v], b_p + v * lanes, sizeof(Vector));
-#pragma GCC unroll 16
-    for (int r = 0; r < ROWS; ++r) {
-      // Subtracting +0 is exact for every value, so the compiler folds it and broadcasts the
-      // value straight from memory; adding +0 does not fold (-0 + 0 is +0) and costs a scalar
-      // addition and a register broadcast per row, on the ports the multiply-adds need.
-      const Vector a_value = a[p * ROWS + r] - Vector{};
-#pragma GCC unroll 4
-      for (int v = 0; v < VECTORS; ++v) sum[r][v] += a_value * b_row[v];
-    }
+    broadcast_step(sum, a + p * ROWS, b_row);
   }
   if (rows == ROWS && cols == tile_cols) {
 #pragma GCC unroll 16
@@ -196,14 +209,13 @@ struct Kernels {
 #define CONVT_MICRO_KERNEL(NAME, TARGET, T, ISA)                                                  \
   TARGET inline void NAME(index_t depth, const T* a, const T* b, T* c, index_t ldc, index_t rows, \
                           index_t cols, bool accumulate) {                                        \
-    micro_kernel_body<T, TileOf<ISA>::rows, TileOf<ISA>::vectors, TileOf<ISA>::bytes>(            \
-        depth, a, PackedSliver<T>{b}, c, ldc, rows, cols, accumulate);                            \
+    micro_kernel_body<T, ISA>(depth, a, PackedSliver<T>{b}, c, ldc, rows, cols, accumulate);      \
   }                                                                                               \
   TARGET inline void NAME##_in_place(index_t depth, const T* a, const T* const* b_rows,           \
                                      index_t b_offset, T* c, index_t ldc, index_t rows,           \
                                      index_t cols, bool accumulate) {                             \
-    micro_kernel_body<T, TileOf<ISA>::rows, TileOf<ISA>::vectors, TileOf<ISA>::bytes>(            \
-        depth, a, SliverInPlace<T>{b_rows, b_offset}, c, ldc, rows, cols, accumulate);            \
+    micro_kernel_body<T, ISA>(depth, a, SliverInPlace<T>{b_rows, b_offset}, c, ldc, rows, cols,   \
+                              accumulate);                                                        \
   }
 
 // The portable kernels use 16-byte vectors, which every target lowers to SIMD or scalar code.
@@ -217,13 +229,47 @@ CONVT_MICRO_KERNEL(micro_kernel_avx512_f64, CONVT_TARGET_AVX512, double, Isa::av
 #endif
 #undef CONVT_MICRO_KERNEL
 
-// Cache blocking: a depth x cols panel of B stays in the shared cache, a rows x depth block of A
-// in the core's L2 cache, one B sliver in L1.
+}  // namespace detail
+
+// Cache blocking of the GEMM, in elements: a depth x cols panel of B stays in the L3 cache, a
+// rows x depth block of A in the core's L2 cache, one depth x tile-columns sliver of B in L1.
+// Rows and columns are whole register tiles.
 struct Blocking {
-  index_t depth = 256;
-  index_t rows = 480;
-  index_t cols = 4096;
+  index_t depth;
+  index_t rows;
+  index_t cols;
 };
+
+// The deepest panel: the micro-kernel's table of B's row addresses lives on the stack.
+constexpr index_t max_gemm_depth = 256;
+
+// Blocking for a micro-kernel of tile_rows x tile_cols elements of element_bytes each, on a CPU
+// with these caches: a pure function, so that the blocking of any CPU can be tested on any.
+//  - depth: the micro-kernel keeps one depth x tile_cols sliver of B in L1 while the A slivers
+//    of a block stream past it, so the sliver may fill the L1 data cache, up to the deepest
+//    panel the kernels take;
+//  - rows: the A block (rows x depth) stays in L2 while every sliver of the B panel passes it.
+//    One way of the L2 goes to what streams through it (B's slivers, C's tiles), and the block
+//    takes half of the rest;
+//  - cols: each thread packs a B panel (depth x cols) of its own, which stays in the L3 while
+//    every A block of the GEMM passes it; the L3 is shared by up to eight cores (a Zen core
+//    complex), so a panel takes an eighth of it, or half of the L2 when there is no L3.
+// Rows and columns are whole register tiles, at least one.
+inline Blocking derive_blocking(const CacheSizes& caches, int tile_rows, int tile_cols,
+                                int element_bytes) {
+  constexpr index_t depth_step = 8;
+  const index_t sliver_row = index_t{tile_cols} * element_bytes;
+  const index_t depth = std::clamp<index_t>(caches.l1d / sliver_row / depth_step * depth_step,
+                                            depth_step, max_gemm_depth);
+  const int ways = caches.l2_ways > 1 ? caches.l2_ways : 8;
+  const index_t a_bytes = caches.l2 * (ways - 1) / (2 * ways);
+  const index_t rows = std::max<index_t>(1, a_bytes / (depth * element_bytes) / tile_rows);
+  const index_t panel_bytes = caches.l3 > 0 ? caches.l3 / 8 : caches.l2 / 2;
+  const index_t cols = std::max<index_t>(1, panel_bytes / (depth * element_bytes) / tile_cols);
+  return {depth, rows * tile_rows, cols * tile_cols};
+}
+
+namespace detail {
 
 template <class T>
 void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t depth,
@@ -247,15 +293,69 @@ void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t 
   }
 }
 
-inline int tile_rows(Isa isa) {
+// The register tile of an instruction set's micro-kernel for element type T, in elements.
+struct TileSize {
+  int rows;
+  int cols;
+};
+
+template <Isa ISA, class T>
+constexpr TileSize tile_size() {
+  return {TileOf<ISA>::rows, TileOf<ISA>::vectors * TileOf<ISA>::bytes / int{sizeof(T)}};
+}
+
+template <class T>
+TileSize tile_size(Isa isa) {
   switch (isa) {
     case Isa::avx512:
-      return TileOf<Isa::avx512>::rows;
+      return tile_size<Isa::avx512, T>();
     case Isa::avx2:
-      return TileOf<Isa::avx2>::rows;
+      return tile_size<Isa::avx2, T>();
     default:
-      return TileOf<Isa::portable>::rows;
+      return tile_size<Isa::portable, T>();
   }
+}
+
+inline int tile_rows(Isa isa) { return tile_size<float>(isa).rows; }
+
+// `text` is CONVT_GEMM_BLOCKING: comma-separated depth=N, rows=N, cols=N, each optional; rows and
+// columns are rounded up to whole tiles.
+inline Blocking override_blocking(Blocking blocking, TileSize tile, const std::string& text) {
+  const bool valid = for_each_setting(text, [&](const std::string& key, const std::string& value) {
+    index_t* target = key == "depth"  ? &blocking.depth
+                      : key == "rows" ? &blocking.rows
+                      : key == "cols" ? &blocking.cols
+                                      : nullptr;
+    const bool digits = !value.empty() && value.size() < 10 &&
+                        value.find_first_not_of("0123456789") == std::string::npos;
+    if (target == nullptr || !digits) return false;
+    *target = std::stol(value);
+    return *target > 0 && (key != "depth" || *target <= max_gemm_depth);
+  });
+  if (!valid) {
+    fail("CONVT_GEMM_BLOCKING must be comma-separated depth=N (1 to ", max_gemm_depth,
+         "), rows=N or cols=N with N positive, got '", text, "'");
+  }
+  blocking.rows = ceil_div(blocking.rows, tile.rows) * tile.rows;
+  blocking.cols = ceil_div(blocking.cols, tile.cols) * tile.cols;
+  return blocking;
+}
+
+template <class T>
+Blocking blocking_for(Isa isa) {
+  const TileSize tile = tile_size<T>(isa);
+  Blocking blocking = derive_blocking(cache_sizes(), tile.rows, tile.cols, int{sizeof(T)});
+  const char* forced = std::getenv("CONVT_GEMM_BLOCKING");
+  if (forced != nullptr && *forced != '\0') blocking = override_blocking(blocking, tile, forced);
+  return blocking;
+}
+
+// Each instruction set's blocking for T, derived once per process.
+template <class T>
+const Blocking& blocking_of(Isa isa) {
+  static const Blocking table[] = {blocking_for<T>(Isa::portable), blocking_for<T>(Isa::avx2),
+                                   blocking_for<T>(Isa::avx512)};
+  return table[static_cast<int>(isa)];
 }
 
 // Lane shuffles of two vectors, as GCC and Clang spell them.
@@ -371,8 +471,6 @@ void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, i
   }
 }
 
-inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
-
 // Panel sizes of one GEMM, chosen from the whole problem and rounded to whole tiles, which is
 // what the packed buffers hold: every part of it (the whole, or one thread's share) is blocked
 // the same way, so each element of C is summed in the same order.
@@ -392,7 +490,7 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
   // addresses: copying them costs as much as the multiply-adds when A has few rows.
   bool in_place = false;
   if constexpr (!OperandB::packs_itself) in_place = b.rows_contiguous();
-  const T* panel_rows[Blocking{}.depth];
+  const T* panel_rows[max_gemm_depth];
   for (index_t col0 = 0; col0 < n; col0 += panels.cols) {
     const index_t cols = std::min(panels.cols, n - col0);
     const index_t col_slivers = ceil_div(cols, TILE_COLS);
@@ -453,12 +551,9 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
 // in between, which matters when a core is shared and a waiting thread loses its time slice.
 template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
 void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
-                  bool accumulate, Kernels<T> kernel) {
-  const Blocking blocking;
-  const Panels panels{std::min<index_t>(ceil_div(blocking.rows, TILE_ROWS) * TILE_ROWS,
-                                        ceil_div(m, TILE_ROWS) * TILE_ROWS),
-                      std::min<index_t>(ceil_div(blocking.cols, TILE_COLS) * TILE_COLS,
-                                        ceil_div(n, TILE_COLS) * TILE_COLS),
+                  bool accumulate, Kernels<T> kernel, const Blocking& blocking) {
+  const Panels panels{std::min<index_t>(blocking.rows, ceil_div(m, TILE_ROWS) * TILE_ROWS),
+                      std::min<index_t>(blocking.cols, ceil_div(n, TILE_COLS) * TILE_COLS),
                       std::min<index_t>(blocking.depth, k)};
   const index_t a_size = panels.rows * panels.depth;
   const index_t b_size = panels.cols * panels.depth;
@@ -506,9 +601,9 @@ void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
 template <class T, Isa ISA, class OperandA, class OperandB>
 void gemm_with(Kernels<T> kernel, index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
                index_t ldc, bool accumulate) {
-  using Tile = TileOf<ISA>;
-  constexpr int cols = Tile::vectors * Tile::bytes / static_cast<int>(sizeof(T));
-  gemm_blocked<T, Tile::rows, cols>(m, n, k, a, b, c, ldc, accumulate, kernel);
+  constexpr TileSize tile = tile_size<ISA, T>();
+  gemm_blocked<T, tile.rows, tile.cols>(m, n, k, a, b, c, ldc, accumulate, kernel,
+                                        blocking_of<T>(ISA));
 }
 
 // The micro-kernels of one element type, by instruction set.
@@ -573,6 +668,22 @@ void gemm(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t
   // A packed operand was packed for one instruction set's tiles, and is multiplied with it.
   if constexpr (std::is_same_v<OperandA, PackedA<T>>) isa = a.isa;
   detail::gemm_dispatch(isa, m, n, k, a, b, c, ldc, accumulate);
+}
+
+// What the GEMM does on this CPU for element type T and an instruction set: the caches it read,
+// the micro-kernel's register tile and the cache blocking derived from them.
+struct GemmConfig {
+  Isa isa;
+  CacheSizes caches;
+  int tile_rows;
+  int tile_cols;
+  Blocking blocking;
+};
+
+template <class T>
+GemmConfig gemm_config(Isa isa = get_isa()) {
+  const detail::TileSize tile = detail::tile_size<T>(isa);
+  return {isa, cache_sizes(), tile.rows, tile.cols, detail::blocking_of<T>(isa)};
 }
 
 // Elements pack_for_gemm writes for an m x k operand on the current instruction set.
