@@ -108,6 +108,10 @@ TYPED_TEST(Gemm, SupportedIsasIncludePortable) {
   ASSERT_FALSE(isas.empty());
   EXPECT_EQ(isas.front(), convt::Isa::portable);
   EXPECT_TRUE(convt::isa_supported(convt::get_isa()));
+#if defined(__aarch64__)
+  // So that the tests which run every supported instruction set cover the NEON kernels.
+  EXPECT_EQ(isas.back(), convt::Isa::neon);
+#endif
 }
 
 // Every combination of transposition and accumulation on sizes around the register tiles
@@ -230,7 +234,7 @@ TEST(Isa, EnvironmentVariableForcesOne) {
     return;
   }
   const std::string value = forced;
-  if (value == "portable" || value == "avx2" || value == "avx512") {
+  if (value == "portable" || value == "avx2" || value == "avx512" || value == "neon") {
     if (convt::isa_supported(convt::parse_isa(value))) {
       EXPECT_EQ(convt::get_isa(), convt::parse_isa(value));
       return;
@@ -247,16 +251,14 @@ TEST(Isa, EnvironmentVariableForcesOne) {
 }
 
 TEST(Isa, NamesParseAndUnknownNamesThrow) {
-  for (convt::Isa isa : {convt::Isa::portable, convt::Isa::avx2, convt::Isa::avx512}) {
-    EXPECT_EQ(convt::parse_isa(convt::isa_name(isa)), isa);
-  }
+  for (convt::Isa isa : convt::all_isas) EXPECT_EQ(convt::parse_isa(convt::isa_name(isa)), isa);
   try {
     convt::parse_isa("sse9");
     FAIL() << "parse_isa accepted 'sse9'";
   } catch (const convt::Error& error) {
     EXPECT_NE(std::string(error.what()).find("'sse9'"), std::string::npos) << error.what();
   }
-  for (convt::Isa isa : {convt::Isa::avx2, convt::Isa::avx512}) {
+  for (convt::Isa isa : convt::all_isas) {
     if (!convt::isa_supported(isa)) {
       EXPECT_THROW(convt::set_isa(isa), convt::Error);
     }

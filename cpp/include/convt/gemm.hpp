@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "cpu.hpp"
 #include "geometry.hpp"
 #include "isa.hpp"
 #include "threading.hpp"
 #include "workspace.hpp"
+
+#if CONVT_ARM_DISPATCH
+#include <arm_neon.h>
+#endif
 
 namespace convt {
 
@@ -81,6 +86,13 @@ inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 // Register tile of each instruction set's micro-kernel: ROWS rows of A times VECTORS SIMD
 // vectors of BYTES bytes of B's columns. AVX-512's 8 x 3 vectors keeps 24 of its 32 registers
 // accumulating and fits layers whose channel counts are multiples of 8 without padding rows.
+// NEON also has 32 registers, of 16 bytes: its kernel loads the tile's A values as vectors and
+// multiplies by lane, so a step of R x V takes R*V accumulators, V registers of B and R / lanes
+// of A, and costs V + R / lanes loads for R*V multiply-adds. Compiled by g++ 12 for aarch64, the
+// steps with 32 accumulators (8 x 4, 16 x 2) spill 12 to 16 registers to the stack per step;
+// those with 24 (8 x 3, 12 x 2, 6 x 4) spill none, even in float64 where 8 x 3 takes 31
+// registers. Of these, 8 x 3 and 12 x 2 make 4.8 multiply-adds per load (6 x 4: 4), and 8 rows
+// pad no layer whose channels are a multiple of 8.
 template <Isa ISA>
 struct TileOf;
 template <>
@@ -94,6 +106,10 @@ struct TileOf<Isa::avx2> {
 template <>
 struct TileOf<Isa::avx512> {
   static constexpr int rows = 8, vectors = 3, bytes = 64;
+};
+template <>
+struct TileOf<Isa::neon> {
+  static constexpr int rows = 8, vectors = 3, bytes = 16;
 };
 
 // GCC/Clang vector types; the attribute needs a concrete element type, hence one line each.
@@ -143,6 +159,41 @@ __attribute__((always_inline)) inline void broadcast_step(Vector (&sum)[ROWS][VE
   }
 }
 
+#if CONVT_ARM_DISPATCH
+// NEON: the tile's A values in ROWS / lanes vector loads, each multiplied into B by lane (fmla by
+// element). The lane is a template argument because the instruction encodes it.
+inline float32x4_t load_lanes(const float* a) { return vld1q_f32(a); }
+inline float64x2_t load_lanes(const double* a) { return vld1q_f64(a); }
+
+template <int LANE>
+float32x4_t multiply_add_lane(float32x4_t sum, float32x4_t b, float32x4_t a) {
+  return vfmaq_laneq_f32(sum, b, a, LANE);
+}
+template <int LANE>
+float64x2_t multiply_add_lane(float64x2_t sum, float64x2_t b, float64x2_t a) {
+  return vfmaq_laneq_f64(sum, b, a, LANE);
+}
+
+template <int LANE, int VECTORS, class Vector>
+__attribute__((always_inline)) inline void lane_row(Vector (&sum)[VECTORS],
+                                                    const Vector (&b_row)[VECTORS], Vector a) {
+#pragma GCC unroll 4
+  for (int v = 0; v < VECTORS; ++v) sum[v] = multiply_add_lane<LANE>(sum[v], b_row[v], a);
+}
+
+template <int ROWS, int VECTORS, class T, class Vector, int... ROW>
+__attribute__((always_inline)) inline void lane_step(Vector (&sum)[ROWS][VECTORS], const T* a,
+                                                     const Vector (&b_row)[VECTORS],
+                                                     std::integer_sequence<int, ROW...>) {
+  constexpr int lanes = 16 / static_cast<int>(sizeof(T));
+  static_assert(ROWS % lanes == 0, "the tile's rows are whole vectors of A");
+  Vector a_values[ROWS / lanes];
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS / lanes; ++i) a_values[i] = load_lanes(a + lanes * i);
+  (lane_row<ROW % lanes>(sum[ROW], b_row, a_values[ROW / lanes]), ...);
+}
+#endif
+
 // C[0:rows, 0:cols] (+)= A_sliver . B_sliver over depth `depth`, where the A sliver is packed as
 // [depth][Tile::rows] and B's rows are read as `Sliver` says. Written once with GCC/Clang vector
 // types; the wrappers below compile it for each instruction set.
@@ -166,6 +217,12 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
     const T* b_p = b.row(p, tile_cols);
 #pragma GCC unroll 4
     for (int v = 0; v < VECTORS; ++v) std::memcpy(&b_row[v], b_p + v * lanes, sizeof(Vector));
+#if CONVT_ARM_DISPATCH
+    if constexpr (ISA == Isa::neon) {
+      lane_step(sum, a + p * ROWS, b_row, std::make_integer_sequence<int, ROWS>{});
+      continue;
+    }
+#endif
     broadcast_step(sum, a + p * ROWS, b_row);
   }
   if (rows == ROWS && cols == tile_cols) {
@@ -226,6 +283,10 @@ CONVT_MICRO_KERNEL(micro_kernel_avx2_f32, CONVT_TARGET_AVX2, float, Isa::avx2)
 CONVT_MICRO_KERNEL(micro_kernel_avx2_f64, CONVT_TARGET_AVX2, double, Isa::avx2)
 CONVT_MICRO_KERNEL(micro_kernel_avx512_f32, CONVT_TARGET_AVX512, float, Isa::avx512)
 CONVT_MICRO_KERNEL(micro_kernel_avx512_f64, CONVT_TARGET_AVX512, double, Isa::avx512)
+#endif
+#if CONVT_ARM_DISPATCH
+CONVT_MICRO_KERNEL(micro_kernel_neon_f32, , float, Isa::neon)
+CONVT_MICRO_KERNEL(micro_kernel_neon_f64, , double, Isa::neon)
 #endif
 #undef CONVT_MICRO_KERNEL
 
@@ -311,6 +372,8 @@ TileSize tile_size(Isa isa) {
       return tile_size<Isa::avx512, T>();
     case Isa::avx2:
       return tile_size<Isa::avx2, T>();
+    case Isa::neon:
+      return tile_size<Isa::neon, T>();
     default:
       return tile_size<Isa::portable, T>();
   }
@@ -354,7 +417,7 @@ Blocking blocking_for(Isa isa) {
 template <class T>
 const Blocking& blocking_of(Isa isa) {
   static const Blocking table[] = {blocking_for<T>(Isa::portable), blocking_for<T>(Isa::avx2),
-                                   blocking_for<T>(Isa::avx512)};
+                                   blocking_for<T>(Isa::avx512), blocking_for<T>(Isa::neon)};
   return table[static_cast<int>(isa)];
 }
 
@@ -619,6 +682,9 @@ struct MicroKernels<float> {
   CONVT_KERNELS(avx2, float, f32)
   CONVT_KERNELS(avx512, float, f32)
 #endif
+#if CONVT_ARM_DISPATCH
+  CONVT_KERNELS(neon, float, f32)
+#endif
 };
 template <>
 struct MicroKernels<double> {
@@ -626,6 +692,9 @@ struct MicroKernels<double> {
 #if CONVT_X86_DISPATCH
   CONVT_KERNELS(avx2, double, f64)
   CONVT_KERNELS(avx512, double, f64)
+#endif
+#if CONVT_ARM_DISPATCH
+  CONVT_KERNELS(neon, double, f64)
 #endif
 };
 #undef CONVT_KERNELS
@@ -639,6 +708,11 @@ void gemm_dispatch(Isa isa, index_t m, index_t n, index_t k, OperandA a, Operand
   }
   if (isa == Isa::avx2) {
     return gemm_with<T, Isa::avx2>(MicroKernels<T>::avx2, m, n, k, a, b, c, ldc, accumulate);
+  }
+#endif
+#if CONVT_ARM_DISPATCH
+  if (isa == Isa::neon) {
+    return gemm_with<T, Isa::neon>(MicroKernels<T>::neon, m, n, k, a, b, c, ldc, accumulate);
   }
 #endif
   (void)isa;

@@ -47,6 +47,7 @@ CONVT_TARGET_AVX512 inline double fma_chains_avx512(long iterations) {
 // of the current ISA, measured for about `seconds`.
 inline double fma_peak_gflops(double seconds) {
   const Isa isa = get_isa();
+  // The portable and NEON probes run on 16-byte vectors.
   const int lanes = isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 4;
   const long iterations = 1 << 20;
   const int threads = get_num_threads();
