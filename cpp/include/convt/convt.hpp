@@ -2,6 +2,7 @@
 
 // convt: convolution and transposed convolution, forward and backward, header-only.
 
+#include "cpu.hpp"
 #include "error.hpp"
 #include "gemm.hpp"
 #include "geometry.hpp"
