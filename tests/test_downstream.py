@@ -27,6 +27,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from types import SimpleNamespace
 
 import convt
 import numpy as np
@@ -108,6 +109,13 @@ def test_get_cmake_dir_names_the_installed_package():
     assert folder.is_relative_to(Path(convt._core.__file__).resolve().parent)
     for name in ("convtConfig.cmake", "convtConfigVersion.cmake", "convtTargets.cmake"):
         assert (folder / name).is_file(), name
+
+
+@pytest.mark.parametrize("function", [convt.get_include, convt.get_cmake_dir])
+def test_a_package_without_its_cpp_files_says_so(function, monkeypatch, tmp_path):
+    monkeypatch.setattr(convt._locations, "_core", SimpleNamespace(__file__=str(tmp_path / "m.so")))
+    with pytest.raises(FileNotFoundError, match=r"convt is installed without its C\+\+ files"):
+        function()
 
 
 @pytest.mark.parametrize(
