@@ -192,6 +192,58 @@ def test_the_three_kernels_and_the_bias_pair_match_functional(extension, dtype):
         assert_close(got, wanted, dtype, name)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("kind", "input_shape", "weight_shape", "options"), LAYERS)
+def test_a_plan_runs_the_layer_and_its_kernels(
+    extension, dtype, kind, input_shape, weight_shape, options
+):
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal(input_shape).astype(dtype)
+    w = rng.standard_normal(weight_shape).astype(dtype)
+    geometry = extension.describe(kind, input_shape, weight_shape, **options)
+    b = rng.standard_normal(geometry["output_channels"]).astype(dtype)
+    dy = rng.standard_normal(geometry["output_shape"]).astype(dtype)
+    result = extension.planned_layer(kind, x, w, b, dy, **options)
+
+    arguments = functional_arguments(kind, options)
+    forward = functional.conv2d if kind == "conv" else functional.conv_transpose2d
+    backward = (
+        functional.conv2d_backward if kind == "conv" else functional.conv_transpose2d_backward
+    )
+    expected = (forward(x, w, b, **arguments), *backward(dy, x, w, **arguments))
+    for name, actual, wanted in zip(
+        ("y", "dx", "dw", "db"), result["outputs"], expected, strict=True
+    ):
+        assert_close(actual, wanted, dtype, name)
+    # The kernels alone: conv_forward maps the x side to the y side, whatever the layer.
+    x_side, y_side = (x, dy) if kind == "conv" else (dy, x)
+    kernels = (
+        functional.conv2d(x_side, w, **functional_arguments("conv", options)),
+        *functional.conv2d_backward(y_side, x_side, w, **functional_arguments("conv", options))[:2],
+    )
+    for name, actual, wanted in zip(("y", "dx", "dw"), result["kernels"], kernels, strict=True):
+        assert_close(actual, wanted, dtype, f"kernel {name}")
+
+    assert result["name"] == geometry["name"]
+    assert set(result["algorithms"]) == {
+        "conv_forward",
+        "conv_backward_input",
+        "conv_backward_weight",
+    }
+    assert set(result["algorithms"].values()) <= {
+        "direct",
+        "shifted",
+        "pointwise",
+        "im2col",
+        "col2im",
+    }
+    assert result["direct"] == "direct"
+    assert result["keeps_weights"]
+    # Two forward calls with one weight pack it at most once per kernel they run.
+    assert result["kept_packings"] <= 3
+    assert (result["kept_bytes"] > 0) == (result["kept_packings"] > 0)
+
+
 def test_geometry_describes_the_call(extension):
     options = dict(stride=2, padding=1, output_padding=1)
     g = extension.describe("transposed", [2, 4, 5, 6], [4, 3, 3, 3], **options)

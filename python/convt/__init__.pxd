@@ -118,6 +118,22 @@ cdef extern from "convt/geometry.hpp" namespace "convt" nogil:
 
 
 cdef extern from "convt/kernels.hpp" namespace "convt" nogil:
+    enum class Kernel:
+        forward
+        backward_input
+        backward_weight
+
+    # How a kernel computes a geometry: the choice a Plan makes and reports.
+    enum class Algorithm:
+        direct
+        shifted
+        pointwise
+        im2col
+        col2im
+
+    const char* kernel_name(Kernel kernel)
+    const char* algorithm_name(Algorithm algorithm)
+
     # The three kernels, on C-contiguous (N, C, spatial...) buffers whose shapes are the
     # geometry's; each overwrites its output. conv_forward: y = x (*) w; conv_backward_input:
     # dx from dy; conv_backward_weight: dw from x and dy. T is float or double.
@@ -127,6 +143,27 @@ cdef extern from "convt/kernels.hpp" namespace "convt" nogil:
     # output[n, c, ...] += bias[c]; grad_bias[c] = sum of grad_output[n, c, ...].
     void add_bias[T](const ConvGeometry& g, const T* bias, T* output) except +
     void bias_backward[T](const ConvGeometry& g, const T* grad_output, T* grad_bias) except +
+
+
+cdef extern from "convt/plan.hpp" namespace "convt" nogil:
+    # A layer configuration planned once (each kernel's algorithm chosen) and run many times. It
+    # holds a mutex and cannot be copied: keep it with `new Plan(g)` / `del`, or in a
+    # libcpp.memory.unique_ptr. The methods' shapes are those of kernels.hpp and layer.hpp.
+    cdef cppclass Plan:
+        Plan(const ConvGeometry& geometry) except +
+        const ConvGeometry& geometry()
+        Algorithm algorithm(Kernel kernel)
+        # Keep the packed weights between calls (for weights that rarely change).
+        void keep_weights(bool keep) except +
+        bool keeps_weights()
+        size_t kept_packings()
+        size_t kept_bytes()
+        void conv_forward[T](const T* x, const T* w, T* y) except +
+        void conv_backward_input[T](const T* dy, const T* w, T* dx) except +
+        void conv_backward_weight[T](const T* x, const T* dy, T* dw) except +
+        void forward[T](const T* input, const T* weight, const T* bias, T* output) except +
+        void backward[T](const T* grad_output, const T* input, const T* weight, T* grad_input,
+                         T* grad_weight, T* grad_bias) except +
 
 
 cdef extern from "convt/layer.hpp" namespace "convt" nogil:

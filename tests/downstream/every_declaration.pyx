@@ -6,9 +6,13 @@ Arrays are NumPy's, seen as typed memoryviews; every kernel runs without the GIL
 
 from cython cimport floating
 from libc.string cimport memcpy
+from libcpp.memory cimport unique_ptr
 
 cimport convt
 from convt cimport (
+    Algorithm,
+    Kernel,
+    Plan,
     ConvGeometry,
     ConvKind,
     ConvOptions,
@@ -169,6 +173,55 @@ def conv2d_kernels(floating[:, :, :, ::1] x, floating[:, :, :, ::1] w, floating[
         convt.conv_backward_weight(g, &x[0, 0, 0, 0], &dy[0, 0, 0, 0], &dw[0, 0, 0, 0])
         convt.bias_backward(g, &dy[0, 0, 0, 0], &db[0])
     return arrays
+
+
+def planned_layer(str kind, floating[:, :, :, ::1] x, floating[:, :, :, ::1] w,
+                  floating[::1] bias, floating[:, :, :, ::1] dy, **options):
+    """A layer through one Plan keeping its weights, run twice forward and once backward, and
+    its three kernels: (y, dx, dw, db, kernels' results, algorithms, packings, geometry name)."""
+    cdef ConvGeometry g = geometry_of(kind, shape_of(x.shape, 4), shape_of(w.shape, 4), options)
+    cdef unique_ptr[Plan] plan = unique_ptr[Plan](new Plan(g))
+    plan.get().keep_weights(True)
+    dtype = dtype_of(&x[0, 0, 0, 0])
+    arrays = [np.empty(tuple(g.output_shape()), dtype), np.empty_like(x, dtype=dtype),
+              np.empty_like(w, dtype=dtype), np.empty(g.output_channels(), dtype)]
+    cdef floating[:, :, :, ::1] y = arrays[0]
+    cdef floating[:, :, :, ::1] dx = arrays[1]
+    cdef floating[:, :, :, ::1] dw = arrays[2]
+    cdef floating[::1] db = arrays[3]
+    with nogil:
+        plan.get().forward(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &bias[0], &y[0, 0, 0, 0])
+        plan.get().forward(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &bias[0], &y[0, 0, 0, 0])
+        plan.get().backward(&dy[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0, 0, 0], &dx[0, 0, 0, 0],
+                            &dw[0, 0, 0, 0], &db[0])
+    # The kernels on the x and y sides (y_shape, x_shape) whatever the layer.
+    kernels = [np.empty(tuple(g.y_shape()), dtype), np.empty(tuple(g.x_shape()), dtype),
+               np.empty_like(w, dtype=dtype)]
+    cdef floating[:, :, :, ::1] x_side = x if g.kind == ConvKind.convolution else dy
+    cdef floating[:, :, :, ::1] y_side = dy if g.kind == ConvKind.convolution else x
+    cdef floating[:, :, :, ::1] forward_out = kernels[0]
+    cdef floating[:, :, :, ::1] input_gradient = kernels[1]
+    cdef floating[:, :, :, ::1] weight_gradient = kernels[2]
+    with nogil:
+        plan.get().conv_forward(&x_side[0, 0, 0, 0], &w[0, 0, 0, 0], &forward_out[0, 0, 0, 0])
+        plan.get().conv_backward_input(&y_side[0, 0, 0, 0], &w[0, 0, 0, 0],
+                                       &input_gradient[0, 0, 0, 0])
+        plan.get().conv_backward_weight(&x_side[0, 0, 0, 0], &y_side[0, 0, 0, 0],
+                                        &weight_gradient[0, 0, 0, 0])
+    algorithms = {
+        convt.kernel_name(kernel).decode(): convt.algorithm_name(plan.get().algorithm(kernel)).decode()
+        for kernel in (Kernel.forward, Kernel.backward_input, Kernel.backward_weight)
+    }
+    return {
+        "outputs": arrays,
+        "kernels": kernels,
+        "algorithms": algorithms,
+        "keeps_weights": plan.get().keeps_weights(),
+        "kept_packings": plan.get().kept_packings(),
+        "kept_bytes": plan.get().kept_bytes(),
+        "name": plan.get().geometry().name().decode(),
+        "direct": convt.algorithm_name(Algorithm.direct).decode(),
+    }
 
 
 cdef to_array(Matrix[floating]& matrix):
