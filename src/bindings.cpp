@@ -452,6 +452,16 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly(
           "weight_shape",
           [](const ConvGeometry& g) { return py::tuple(py::cast(g.weight_shape())); })
+      .def(
+          "receptive_field",
+          [](const ConvGeometry& g, int dim, index_t y_begin, index_t y_end) {
+            const ConvGeometry::Window w = g.receptive_field(dim, y_begin, y_end);
+            return py::make_tuple(w.begin, w.end, w.padding_before, w.padding_after,
+                                  w.output_padding);
+          },
+          py::arg("dim"), py::arg("y_begin"), py::arg("y_end"))
+      .def("y_split", &ConvGeometry::y_split, py::arg("dim"), py::arg("x"))
+      .def("x_split", &ConvGeometry::x_split, py::arg("dim"), py::arg("y"))
       .def("__repr__", [](const ConvGeometry& g) {
         return "<Geometry " + g.name() + " input " + convt::detail::format_values(g.input_shape()) +
                " weight " + convt::detail::format_values(g.weight_shape()) + " output " +

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <stdexcept>
@@ -488,6 +489,107 @@ TEST(GeometryErrors, ExpectShapeNamesTheArgument) {
         g.expect_shape("grad_output", {1, 1, 4, 3}, g.output_shape());
       },
       {"conv2d: grad_output must have shape (1, 1, 3, 3), got (1, 1, 4, 3)"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receptive fields and chunk splits: what a chunk of a larger array needs from its neighbours
+
+// Every range of outputs reads, clipped to x, the taps of its first and last outputs (at the far
+// edge, x to its end); with the padding beyond the clipped ends, a convolution of that window
+// gives exactly those outputs and the transposed convolution of those outputs that window.
+TEST(ReceptiveField, IsTheSpanOfTheTapsAndItsWindowConvolvesToTheRange) {
+  for (const ConvGeometry& g :
+       {ConvGeometry::convolution(1, {1, 1, 11}, {1, 1, 3}, options({2}, {1})),
+        ConvGeometry::convolution(1, {1, 1, 12}, {1, 1, 3}, options({3}, {4}, {2})),
+        ConvGeometry::convolution(1, {1, 1, 9}, {1, 1, 2}, options({4}, {0})),
+        ConvGeometry::transposed(1, {1, 1, 5}, {1, 1, 4}, options({2}, {1}, {1}, 1, {1})),
+        ConvGeometry::transposed(1, {1, 1, 4}, {1, 1, 3}, options({3}, {2}, {2}, 1, {2})),
+        ConvGeometry::transposed(1, {1, 1, 6}, {1, 1, 2}, options({3}, {0}, {1}, 1, {2}))}) {
+    const convt::index_t a = g.axis(0);
+    const convt::index_t span = g.dilation[a] * (g.kernel[a] - 1) + 1;
+    for (convt::index_t y_begin = 0; y_begin < g.y_size[a]; ++y_begin) {
+      for (convt::index_t y_end = y_begin + 1; y_end <= g.y_size[a]; ++y_end) {
+        const ConvGeometry::Window w = g.receptive_field(0, y_begin, y_end);
+        const convt::index_t first = y_begin * g.stride[a] - g.padding_before[a];
+        const convt::index_t last = (y_end - 1) * g.stride[a] - g.padding_before[a] + span;
+        const bool far_edge = y_end == g.y_size[a];
+        SCOPED_TRACE(g.name() + " outputs " + std::to_string(y_begin) + ".." +
+                     std::to_string(y_end));
+        if (far_edge ? first >= g.x_size[a] : last <= 0) {
+          EXPECT_EQ(w.begin, w.end);
+          continue;
+        }
+        EXPECT_EQ(w.begin, std::max<convt::index_t>(first, 0));
+        EXPECT_EQ(w.end, far_edge ? g.x_size[a] : std::min(last, g.x_size[a]));
+        EXPECT_EQ(w.padding_before, w.begin - first);
+        EXPECT_EQ(w.padding_after, far_edge ? g.padding_after[a] : last - w.end);
+        EXPECT_EQ(w.output_padding, far_edge ? g.output_padding[a] : 0);
+        ConvOptions local =
+            options({g.stride[a]}, {w.padding_before}, {g.dilation[a]}, 1, {w.output_padding});
+        local.padding_after = {w.padding_after};
+        if (g.kind == convt::ConvKind::convolution) {
+          const ConvGeometry chunk =
+              ConvGeometry::convolution(1, {1, 1, w.end - w.begin}, {1, 1, g.kernel[a]}, local);
+          EXPECT_EQ(chunk.y_size[a], y_end - y_begin);
+        } else {
+          const ConvGeometry chunk =
+              ConvGeometry::transposed(1, {1, 1, y_end - y_begin}, {1, 1, g.kernel[a]}, local);
+          EXPECT_EQ(chunk.x_size[a], w.end - w.begin);
+        }
+      }
+    }
+  }
+  // Outputs that read padding only have an empty window.
+  const ConvGeometry wide = ConvGeometry::convolution(1, {1, 1, 2}, {1, 1, 2}, options({1}, {3}));
+  const ConvGeometry::Window w = wide.receptive_field(0, 0, 2);
+  EXPECT_EQ(w.begin, w.end);
+  EXPECT_EQ(w.padding_before + w.padding_after, 0);
+}
+
+TEST(ChunkSplits, KeepSameChunksHalveStrideTwoAndInvertEachOther) {
+  // A stride-1 'same' convolution keeps its chunks; a stride-2 one halves them; the transposed
+  // stride-2 layer that doubles its input doubles them.
+  const ConvGeometry same =
+      ConvGeometry::convolution(2, {1, 1, 12, 12}, {1, 1, 5, 3}, options({1}, {2, 1}));
+  const ConvGeometry down = ConvGeometry::convolution(1, {1, 1, 16}, {1, 1, 3}, options({2}, {1}));
+  const ConvGeometry up = ConvGeometry::transposed(1, {1, 1, 8}, {1, 1, 4}, options({2}, {1}));
+  for (convt::index_t x = 0; x <= 12; ++x) {
+    EXPECT_EQ(same.y_split(0, x), x);
+    EXPECT_EQ(same.y_split(1, x), x);
+    EXPECT_EQ(same.x_split(1, x), x);
+  }
+  for (convt::index_t y = 0; y <= 8; ++y) {
+    EXPECT_EQ(down.x_split(0, y), 2 * y);
+    EXPECT_EQ(down.y_split(0, 2 * y), y);
+    EXPECT_EQ(up.x_split(0, y), 2 * y);
+  }
+  // Monotonic, ends to ends, and each output's centre lies in the chunk it is given to.
+  const ConvGeometry odd =
+      ConvGeometry::convolution(1, {1, 1, 23}, {1, 1, 4}, options({3}, {5}, {2}));
+  const convt::index_t a = odd.axis(0);
+  EXPECT_EQ(odd.y_split(0, 0), 0);
+  EXPECT_EQ(odd.y_split(0, 23), odd.y_size[a]);
+  EXPECT_EQ(odd.x_split(0, 0), 0);
+  EXPECT_EQ(odd.x_split(0, odd.y_size[a]), 23);
+  for (convt::index_t x = 1; x < 23; ++x) {
+    const convt::index_t y = odd.y_split(0, x);
+    EXPECT_LE(odd.y_split(0, x - 1), y);
+    const convt::index_t centre = 3 * y - 5 + 3;
+    if (y < odd.y_size[a]) {
+      EXPECT_GE(centre, x);
+    }
+    if (y > 0) {
+      EXPECT_LT(centre - 3, x);
+    }
+  }
+}
+
+TEST(GeometryErrors, ReceptiveFieldChecksItsRange) {
+  const ConvGeometry g = ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3});
+  expect_error([&] { g.receptive_field(0, 2, 2); }, {"conv2d", "[2, 2)", "[0, 3)"});
+  expect_error([&] { g.receptive_field(1, 0, 4); }, {"conv2d", "[0, 4)"});
+  expect_error([&] { g.receptive_field(2, 0, 1); }, {"conv2d", "spatial dimension 2"});
+  expect_error([&] { g.y_split(-1, 0); }, {"spatial dimension -1"});
 }
 
 }  // namespace

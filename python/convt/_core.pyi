@@ -69,6 +69,13 @@ class Geometry:
     def output_shape(self) -> tuple[int, ...]: ...
     @property
     def weight_shape(self) -> tuple[int, ...]: ...
+    def receptive_field(self, dim: int, y_begin: int, y_end: int) -> tuple[int, int, int, int, int]:
+        """``(begin, end, padding_before, padding_after, output_padding)``: the x that
+        ``y[y_begin:y_end]`` reads along spatial dimension ``dim``, and how a chunk pads it."""
+    def y_split(self, dim: int, x: int) -> int:
+        """The first output whose receptive field is centred at or after x."""
+    def x_split(self, dim: int, y: int) -> int:
+        """The centre of output y's receptive field: where a split of y before y falls in x."""
 
 def conv_geometry(
     dims: int,

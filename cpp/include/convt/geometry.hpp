@@ -191,6 +191,67 @@ struct ConvGeometry {
     return true;
   }
 
+  // A range [begin, end) of x along one spatial dimension, the padding beyond its two ends, and
+  // the output_padding a transposed convolution needs to reach its end.
+  struct Window {
+    index_t begin;
+    index_t end;
+    index_t padding_before;
+    index_t padding_after;
+    index_t output_padding;
+  };
+
+  // Along spatial dimension d, the x that outputs y[y_begin, y_end) read (their receptive
+  // field), clipped to x, with the padding that lies beyond it: what one chunk of a larger array
+  // needs from its neighbours, with padding only at the array's own edges. A convolution of
+  // x[begin, end) with that padding gives exactly y[y_begin, y_end), and the transposed
+  // convolution of y[y_begin, y_end) with it (and its output_padding) gives their whole
+  // contribution to x[begin, end). A range that ends at the far edge of y takes x to its far
+  // edge too, where a convolution ignores what its last output does not reach and a transposed
+  // one puts its output_padding. Empty (begin == end) when those outputs read padding only.
+  Window receptive_field(int d, index_t y_begin, index_t y_end) const {
+    const int a = checked_axis(d);
+    if (y_begin < 0 || y_end <= y_begin || y_end > y_size[a]) {
+      detail::fail(name(), ": the outputs [", y_begin, ", ", y_end, ") of spatial dimension ", d,
+                   " must be a non-empty range within [0, ", y_size[a], ")");
+    }
+    const index_t first = y_begin * stride[a] - padding_before[a];
+    const index_t begin = std::min(std::max<index_t>(first, 0), x_size[a]);
+    if (y_end == y_size[a]) {
+      if (begin == x_size[a]) return {begin, begin, 0, 0, 0};
+      return {begin, x_size[a], begin - first, padding_after[a], output_padding[a]};
+    }
+    const index_t last =
+        (y_end - 1) * stride[a] - padding_before[a] + dilation[a] * (kernel[a] - 1) + 1;
+    const index_t end = std::min(last, x_size[a]);
+    if (end <= begin) return {begin, begin, 0, 0, 0};
+    return {begin, end, begin - first, last - end, 0};
+  }
+
+  // Where a split of x at position x falls in y along spatial dimension d: at the first output
+  // whose receptive field is centred at or after x, so that each output goes with the chunk of x
+  // around the centre of what it reads (a stride-1 'same' convolution keeps its chunks, a
+  // stride-2 one halves them). The ends map to the ends: 0 to 0 and x_size to y_size.
+  index_t y_split(int d, index_t x) const {
+    const int a = checked_axis(d);
+    if (x <= 0) return 0;
+    if (x >= x_size[a]) return y_size[a];
+    const index_t numerator = x + padding_before[a] - dilation[a] * (kernel[a] - 1) / 2;
+    const index_t y =
+        numerator <= 0 ? -(-numerator / stride[a]) : (numerator + stride[a] - 1) / stride[a];
+    return std::min(std::max<index_t>(y, 0), y_size[a]);
+  }
+
+  // The inverse of y_split: where a split of y before output y falls in x (the centre of that
+  // output's receptive field), with 0 mapped to 0 and y_size to x_size.
+  index_t x_split(int d, index_t y) const {
+    const int a = checked_axis(d);
+    if (y <= 0) return 0;
+    if (y >= y_size[a]) return x_size[a];
+    const index_t x = y * stride[a] - padding_before[a] + dilation[a] * (kernel[a] - 1) / 2;
+    return std::min(std::max<index_t>(x, 0), x_size[a]);
+  }
+
   // Throws convt::Error naming `argument` unless `actual` equals `expected`.
   void expect_shape(const char* argument, const Shape& actual, const Shape& expected) const {
     if (actual != expected) {
@@ -200,6 +261,13 @@ struct ConvGeometry {
   }
 
  private:
+  int checked_axis(int d) const {
+    if (d < 0 || d >= dims) {
+      detail::fail(name(), ": spatial dimension ", d, " is not one of the ", dims);
+    }
+    return axis(d);
+  }
+
   Shape tensor_shape(index_t channels, const Extent& size) const {
     Shape shape;
     if (batched) shape.push_back(batch);
