@@ -25,6 +25,14 @@ namespace {
 template <class T>
 using Array = py::array_t<T, py::array::c_style>;
 
+// Whether the array's elements are T's, by NumPy's equivalence of dtypes rather than by identity:
+// an array that went through pickle (to another process, say) has an equal dtype object, not
+// the same one.
+template <class T>
+bool holds(const py::array& array) {
+  return py::isinstance<py::array_t<T, 0>>(array);
+}
+
 Shape shape_of(const py::array& array) {
   return Shape(array.shape(), array.shape() + array.ndim());
 }
@@ -38,7 +46,7 @@ std::string dtype_name(const py::array& array) {
 template <class T>
 const T* input_data(const ConvGeometry& g, const py::array& array, const char* name,
                     const Shape& expected) {
-  if (!py::isinstance<Array<T>>(array) || !array.dtype().is(py::dtype::of<T>())) {
+  if (!py::isinstance<Array<T>>(array)) {
     throw py::type_error(g.name() + ": " + name + " must be a C-contiguous " +
                          dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
   }
@@ -90,7 +98,7 @@ Array<T> output_array(const ConvGeometry& g, const std::optional<py::array>& out
                           convt::detail::format_values(shape));
   }
   const py::array& given = *out;
-  if (!given.dtype().is(py::dtype::of<T>())) {
+  if (!holds<T>(given)) {
     throw py::type_error(g.name() + ": " + name + " must have dtype " + dtype_name(Array<T>(0)) +
                          ", got " + dtype_name(given));
   }
@@ -115,8 +123,8 @@ auto without_gil(Function&& f) {
 
 template <class Function>
 auto by_dtype(const ConvGeometry& g, const py::array& array, const char* name, Function&& f) {
-  if (array.dtype().is(py::dtype::of<float>())) return f(float{});
-  if (array.dtype().is(py::dtype::of<double>())) return f(double{});
+  if (holds<float>(array)) return f(float{});
+  if (holds<double>(array)) return f(double{});
   throw py::type_error(g.name() + ": " + name + " must be float32 or float64, got " +
                        dtype_name(array));
 }
@@ -279,7 +287,7 @@ convt::Matrix<T> matrix_view(const py::array& array, const char* name) {
     throw py::value_error(std::string(name) + " must be a 2-D array, got " +
                           std::to_string(array.ndim()) + " dimensions");
   }
-  if (!py::isinstance<Array<T>>(array) || !array.dtype().is(py::dtype::of<T>())) {
+  if (!py::isinstance<Array<T>>(array)) {
     throw py::type_error(std::string(name) + " must be a C-contiguous " + dtype_name(Array<T>(0)) +
                          " array, got " + dtype_name(array));
   }
@@ -298,8 +306,8 @@ py::array to_numpy(convt::Matrix<T>&& matrix) {
 
 template <class Function>
 py::object seed_call(const py::array& first, Function&& f) {
-  if (first.dtype().is(py::dtype::of<float>())) return f(float{});
-  if (first.dtype().is(py::dtype::of<double>())) return f(double{});
+  if (holds<float>(first)) return f(float{});
+  if (holds<double>(first)) return f(double{});
   throw py::type_error("arrays must be float32 or float64, got " + dtype_name(first));
 }
 

@@ -7,6 +7,7 @@ are the ``*_EXAMPLES`` constants below.
 """
 
 import dataclasses
+import pickle
 
 import convt
 import numpy as np
@@ -215,6 +216,26 @@ def test_inputs_are_promoted_to_one_floating_dtype(x_dtype, w_dtype, computed):
 def test_lists_are_accepted_as_arrays():
     expected = functional.conv1d(X, W, padding=1)
     assert_close(functional.conv1d(X.tolist(), W.tolist(), padding=1), expected, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arrays_that_went_through_pickle_are_used_as_they_are(dtype):
+    """An unpickled array (another process's, a cluster worker's) has a dtype equal to float32's
+    or float64's, but not the same object."""
+    x, w = X.astype(dtype), W.astype(dtype)
+    x_copy, w_copy = pickle.loads(pickle.dumps((x, w)))
+    assert x_copy.dtype is not np.dtype(dtype)
+    assert_close(
+        functional.conv1d(x_copy, w_copy, padding=1), functional.conv1d(x, w, padding=1), dtype
+    )
+    grad_output = functional.conv1d(x, w, padding=1)
+    for got, expected in zip(
+        functional.conv1d_backward(grad_output, x_copy, w_copy, padding=1),
+        functional.conv1d_backward(grad_output, x, w, padding=1),
+        strict=True,
+    ):
+        assert_close(got, expected, dtype)
+    assert_close(convt.convolute(x_copy[0], x_copy[0]), convt.convolute(x[0], x[0]), dtype)
 
 
 def test_seed_matrix_functions_match_reference():
