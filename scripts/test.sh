@@ -4,7 +4,7 @@
 #   python -m venv .venv && . .venv/bin/activate && bash scripts/test.sh
 #
 # It installs what the tests need (GoogleTest from Debian's packages when it is missing and this
-# runs as root; the package itself with its test and torch extras), then runs
+# runs as root; the package itself with its test, torch and dask extras), then runs
 #   1. the pytest suite,
 #   2. the C++ unit tests with ctest,
 #   3. the C++ examples,
@@ -62,7 +62,7 @@ fi
 # The package with its test extras. The torch extra is a lower bound; the constraints file pins the
 # version tested (torch==2.13.0). Never ask pip for torch without it: an unpinned torch pulls a
 # multi-gigabyte CUDA build.
-"$PYTHON" -m pip install -c scripts/constraints.txt ".[test,torch]"
+"$PYTHON" -m pip install -c scripts/constraints.txt ".[test,torch,dask]"
 
 # CMake and Ninja for the C++ tests, from PyPI when the machine has none.
 missing=()
