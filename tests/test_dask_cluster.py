@@ -31,7 +31,7 @@ def client(request):
             n_workers=2,
             threads_per_worker=1,
             processes=request.param,
-            dashboard_address=None,
+            dashboard_address=":0",
             memory_limit="2GiB",
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
