@@ -56,14 +56,14 @@ void direct_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
     T* target = y + y_plane * outputs;
     const T* weights = w + f * g.lowered_rows();
     for_each_lowered_line(g, c, 0, outputs,
-                          [&](index_t row, index_t column, index_t x_offset, Range, Range inside) {
+                          [&](index_t row, index_t column, index_t x_offset, index_t count) {
                             const T weight = weights[row];
                             const T* in = source + x_offset;
                             T* out = target + column;
                             if (stride == 1) {
-                              axpy(out, in, weight, inside.first, inside.last);
+                              axpy(out, in, weight, 0, count);
                             } else {
-                              for (index_t o = inside.first; o < inside.last; ++o) {
+                              for (index_t o = 0; o < count; ++o) {
                                 out[o] += weight * in[o * stride];
                               }
                             }
@@ -91,31 +91,31 @@ void direct_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
       const index_t f = group * g.y_channels_per_group() + fg;
       const T* source = dy + (n * g.y_channels + f) * outputs;
       const T* weights = w + f * g.lowered_rows();
-      for_each_lowered_line(
-          g, c, 0, outputs,
-          [&](index_t row, index_t column, index_t x_offset, Range, Range inside) {
-            const T weight = weights[row];
-            const T* in = source + column;
-            T* out = target + x_offset;
-            if (stride == 1) {
-              axpy(out, in, weight, inside.first, inside.last);
-            } else {
-              for (index_t o = inside.first; o < inside.last; ++o) {
-                out[o * stride] += weight * in[o];
-              }
-            }
-          });
+      for_each_lowered_line(g, c, 0, outputs,
+                            [&](index_t row, index_t column, index_t x_offset, index_t count) {
+                              const T weight = weights[row];
+                              const T* in = source + column;
+                              T* out = target + x_offset;
+                              if (stride == 1) {
+                                axpy(out, in, weight, 0, count);
+                              } else {
+                                for (index_t o = 0; o < count; ++o) {
+                                  out[o * stride] += weight * in[o];
+                                }
+                              }
+                            });
     }
   }
 }
 
-// sum of a[o] * b[o * stride] for o in [first, last), in lanes that the compiler vectorises when
+// sum of a[o] * b[o * stride] for o in [0, count), in lanes that the compiler vectorises when
 // the stride is one. The order is fixed, so the result is too.
 template <class T>
-T strided_dot(const T* a, const T* b, index_t stride, index_t first, index_t last) {
+T strided_dot(const T* a, const T* b, index_t stride, index_t count) {
   constexpr int lanes = 8;
   T partial[lanes] = {};
-  index_t o = first;
+  const index_t last = count;
+  index_t o = 0;
   if (stride == 1) {
     for (; o + lanes <= last; o += lanes) {
       for (int j = 0; j < lanes; ++j) partial[j] += a[o + j] * b[o + j];
@@ -147,10 +147,8 @@ void direct_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
           x + (n * g.x_channels + group * g.x_channels_per_group() + c) * g.x_spatial();
       const T* gradient = dy + (n * g.y_channels + f) * outputs;
       for_each_lowered_line(
-          g, c, 0, outputs,
-          [&](index_t row, index_t column, index_t x_offset, Range, Range inside) {
-            target[row] += strided_dot(gradient + column, source + x_offset, stride, inside.first,
-                                       inside.last);
+          g, c, 0, outputs, [&](index_t row, index_t column, index_t x_offset, index_t count) {
+            target[row] += strided_dot(gradient + column, source + x_offset, stride, count);
           });
     }
   }

@@ -86,15 +86,21 @@ inline std::string format_extent(const Extent& values, int dims) {
 // The most elements one array may have: its bytes, at 8 per element, must be addressable.
 inline constexpr index_t max_elements = std::numeric_limits<index_t>::max() / 8;
 
+// The element count of `shape`. As NumPy, the sizes other than zero must multiply to an
+// addressable count even when one is zero, so that offsets within one sample of an empty batch
+// are in range too.
 inline index_t checked_product(const std::string& op, const char* what, const Shape& shape) {
-  index_t total = 1;
+  index_t nonzero = 1;
+  bool empty = false;
   for (index_t value : shape) {
-    if (__builtin_mul_overflow(total, value, &total) || total > max_elements) {
+    empty = empty || value == 0;
+    if (value != 0 &&
+        (__builtin_mul_overflow(nonzero, value, &nonzero) || nonzero > max_elements)) {
       fail(op, ": ", what, " of shape ", format_values(shape),
            " has more elements than this machine can address");
     }
   }
-  return total;
+  return empty ? 0 : nonzero;
 }
 
 // The position (k0, k1, k2) of tap `tap` of a kernel, taps numbered in row-major order (the
@@ -299,6 +305,16 @@ inline void check_size_range(const std::string& op, wide_t value, int d, index_t
   }
 }
 
+// per_group x groups channels, which must be addressable.
+inline index_t channels_of_groups(const std::string& op, index_t per_group, index_t groups) {
+  index_t channels = 0;
+  if (__builtin_mul_overflow(per_group, groups, &channels) || channels > max_elements) {
+    fail(op, ": weight.shape[1] (", per_group, ") x groups (", groups,
+         ") channels are more than this machine can address");
+  }
+  return channels;
+}
+
 inline Extent per_dimension(const std::string& op, const char* argument, const Shape& values,
                             int dims, index_t neutral) {
   if (values.size() != 1 && values.size() != static_cast<std::size_t>(dims)) {
@@ -312,12 +328,19 @@ inline Extent per_dimension(const std::string& op, const char* argument, const S
   return extent;
 }
 
+// Every value in [least, max_elements]: with each stride, padding, dilation and output_padding
+// at most max_elements (2**60), every sum of a few of them, and every offset a kernel computes
+// from them, fits in index_t.
 inline void require_all(const std::string& op, const char* argument, const Shape& values,
-                        bool positive) {
+                        index_t least) {
   for (index_t value : values) {
-    if (positive ? value <= 0 : value < 0) {
+    if (value < least) {
       fail(op, ": ", argument, " ", format_values(values), " must be ",
-           positive ? "positive" : "non-negative");
+           least > 0 ? "positive" : "non-negative");
+    }
+    if (value > max_elements) {
+      fail(op, ": ", argument, " ", format_values(values), " must be at most ", max_elements,
+           " (2**60 - 1)");
     }
   }
 }
@@ -363,10 +386,10 @@ inline ConvGeometry ConvGeometry::common(ConvKind kind, int dims, const Shape& i
   g.groups = options.groups;
   g.padding_mode = options.padding_mode;
 
-  detail::require_all(op, "stride", options.stride, true);
-  detail::require_all(op, "dilation", options.dilation, true);
-  detail::require_all(op, "padding", options.padding, false);
-  detail::require_all(op, "padding", options.padding_after, false);
+  detail::require_all(op, "stride", options.stride, 1);
+  detail::require_all(op, "dilation", options.dilation, 1);
+  detail::require_all(op, "padding", options.padding, 0);
+  detail::require_all(op, "padding", options.padding_after, 0);
   g.stride = detail::per_dimension(op, "stride", options.stride, dims, 1);
   g.dilation = detail::per_dimension(op, "dilation", options.dilation, dims, 1);
   g.padding_before = detail::per_dimension(op, "padding", options.padding, dims, 0);
@@ -415,7 +438,7 @@ inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, cons
     fail(op, ": weight.shape[0] (out_channels = ", g.y_channels, ") must be divisible by groups (",
          g.groups, ")");
   }
-  if (g.x_channels != weight[1] * g.groups) {
+  if (g.x_channels != detail::channels_of_groups(op, weight[1], g.groups)) {
     fail(op, ": input has ", g.x_channels, " channels, but weight.shape[1] (", weight[1],
          ") x groups (", g.groups, ") = ", weight[1] * g.groups);
   }
@@ -477,12 +500,12 @@ inline ConvGeometry ConvGeometry::transposed(int dims, const Shape& input, const
     fail(op, ": weight.shape[0] (in_channels = ", g.y_channels, ") must be divisible by groups (",
          g.groups, ")");
   }
-  g.x_channels = weight[1] * g.groups;
+  g.x_channels = detail::channels_of_groups(op, weight[1], g.groups);
   if (options.padding_rule == PaddingRule::valid) {
     g.padding_before = g.padding_after = Extent{0, 0, 0};
   }
   const bool same = options.padding_rule == PaddingRule::same;
-  detail::require_all(op, "output_padding", options.output_padding, false);
+  detail::require_all(op, "output_padding", options.output_padding, 0);
   Extent output_padding =
       detail::per_dimension(op, "output_padding", options.output_padding, dims, 0);
   if (same && output_padding != Extent{0, 0, 0}) {

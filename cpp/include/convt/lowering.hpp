@@ -90,11 +90,12 @@ inline KernelTap kernel_tap(const ConvGeometry& g, index_t tap) {
 }
 
 // Visits the lowered matrix of one input channel, outputs [first_output, first_output +
-// outputs): one call per (kernel tap, line of outputs along the last spatial axis).
-// visit(row, column, x_offset, line, inside) gets the row (channel, tap), the block column that
-// output 0 of the line would have, the offset in the channel of the input that output 0 of the
-// line would read, the outputs of the line inside the block, and those of them whose reads fall
-// inside the input (the rest read padding).
+// outputs): one call per (kernel tap, line of outputs along the last spatial axis) for the run of
+// outputs of the line, inside the block, whose reads fall inside the input (the rest read
+// padding and are not visited). visit(row, column, x_offset, count) gets the row (channel, tap),
+// the block column of the run's first output, the offset in the channel of the input it reads,
+// and the run's length; output j of the run reads x_offset + j * stride[2]. Offsets are formed
+// only for reads inside the input, so that no padding, however large, moves them out of range.
 template <class Visit>
 void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first_output,
                            index_t outputs, Visit&& visit) {
@@ -111,13 +112,14 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first
       const index_t i0 = o0 * g.stride[0] + offset0;
       const index_t i1 = o1 * g.stride[1] + offset1;
       const index_t start = line_index * line_length;
-      const Range line{std::max(first_output, start) - start,
-                       std::min(first_output + outputs, start + line_length) - start};
-      const bool rows_inside = i0 >= 0 && i0 < g.x_size[0] && i1 >= 0 && i1 < g.x_size[1];
-      Range inside{std::max(line.first, reads.first), std::min(line.last, reads.last)};
-      if (!rows_inside || inside.first > inside.last) inside = Range{line.first, line.first};
-      visit(row, start - first_output, (i0 * g.x_size[1] + i1) * g.x_size[2] + offset2, line,
-            inside);
+      const index_t first = std::max({first_output, start + reads.first});
+      const index_t last =
+          std::min({first_output + outputs, start + line_length, start + reads.last});
+      if (first < last && i0 >= 0 && i0 < g.x_size[0] && i1 >= 0 && i1 < g.x_size[1]) {
+        visit(row, first - first_output,
+              (i0 * g.x_size[1] + i1) * g.x_size[2] + (first - start) * g.stride[2] + offset2,
+              last - first);
+      }
       if (++o1 == g.y_size[1]) {
         o1 = 0;
         ++o0;
@@ -217,31 +219,31 @@ struct LoweredOperand {
     return {x + lowered_row / count * g->x_spatial(), taps + lowered_row % count};
   }
 
-  // out[(column - run.column) * out_step] = lowered[row][column] over a run.
+  // out[(column - run.column) * out_step] = lowered[row][column] over a run. The input is
+  // addressed only where the run reads inside it.
   void fill(const Row& row, const OutputRun& run, T* out, index_t out_step) const {
     const ConvGeometry& geometry = *g;
     const KernelTap& tap = *row.tap;
     const index_t i0 = run.o0 * geometry.stride[0] + tap.offset0;
     const index_t i1 = run.o1 * geometry.stride[1] + tap.offset1;
     const index_t end = run.o2 + run.length;
-    Range inside{std::clamp(tap.inside.first, run.o2, end), 0};
-    inside.last = std::clamp(tap.inside.last, inside.first, end);
-    if (i0 < 0 || i0 >= geometry.x_size[0] || i1 < 0 || i1 >= geometry.x_size[1]) {
-      inside.last = inside.first;
-    }
-    T* target = out - run.o2 * out_step;
-    for (index_t o = run.o2; o < inside.first; ++o) target[o * out_step] = T(0);
-    const T* line = row.plane + run.sample * x_sample_stride +
-                    (i0 * geometry.x_size[1] + i1) * geometry.x_size[2] + tap.offset2;
-    const index_t stride = geometry.stride[2];
-    if (out_step == 1 && stride == 1) {
-      copy_run(target, line, inside.first, inside.last);
-    } else {
-      for (index_t o = inside.first; o < inside.last; ++o) {
-        target[o * out_step] = line[o * stride];
+    const index_t first = std::clamp(tap.inside.first, run.o2, end);
+    index_t last = std::clamp(tap.inside.last, first, end);
+    if (i0 < 0 || i0 >= geometry.x_size[0] || i1 < 0 || i1 >= geometry.x_size[1]) last = first;
+    for (index_t o = 0; o < first - run.o2; ++o) out[o * out_step] = T(0);
+    if (first < last) {
+      const index_t stride = geometry.stride[2];
+      const T* line = row.plane + run.sample * x_sample_stride +
+                      (i0 * geometry.x_size[1] + i1) * geometry.x_size[2] + first * stride +
+                      tap.offset2;
+      T* target = out + (first - run.o2) * out_step;
+      if (out_step == 1 && stride == 1) {
+        copy_run(target, line, 0, last - first);
+      } else {
+        for (index_t o = 0; o < last - first; ++o) target[o * out_step] = line[o * stride];
       }
     }
-    for (index_t o = inside.last; o < end; ++o) target[o * out_step] = T(0);
+    for (index_t o = last - run.o2; o < run.length; ++o) out[o * out_step] = T(0);
   }
 
   // The GEMM's packing of one sliver: out[p * TILE + j] = B(p0 + p, column + j) for p < depth,
@@ -309,17 +311,15 @@ void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
     const index_t s = job / channels;
     const index_t c = first_channel + job % channels;
     T* target = x + s * x_sample_stride + c * g.x_spatial();
-    const T* sample_columns = lowered + s * block.outputs - first_row * columns;
+    const T* sample_columns = lowered + s * block.outputs;
     for_each_lowered_line(g, c, block.first_output, block.outputs,
-                          [&](index_t row, index_t column, index_t x_offset, Range, Range inside) {
-                            const T* in = sample_columns + row * columns + column;
+                          [&](index_t row, index_t column, index_t x_offset, index_t count) {
+                            const T* in = sample_columns + (row - first_row) * columns + column;
                             T* out = target + x_offset;
                             if (stride == 1) {
-                              add_to(out, in, inside.first, inside.last);
+                              add_to(out, in, 0, count);
                             } else {
-                              for (index_t o = inside.first; o < inside.last; ++o) {
-                                out[o * stride] += in[o];
-                              }
+                              for (index_t o = 0; o < count; ++o) out[o * stride] += in[o];
                             }
                           });
   }

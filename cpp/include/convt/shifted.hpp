@@ -122,8 +122,11 @@ inline ShiftedProblem backward_input_problem(const ConvGeometry& g) {
 inline bool shifted_fits(const ShiftedProblem& p) {
   constexpr index_t max_plane_elements = index_t{1} << 22;
   constexpr index_t min_rows = 8;
-  const index_t padded = p.padded_spatial();
-  if (std::max(p.in_channels, p.out_channels) * padded > max_plane_elements) return false;
+  // In double: with a large padding or dilation the padded grid's size need not fit index_t.
+  const double planes = static_cast<double>(std::max(p.in_channels, p.out_channels)) *
+                        static_cast<double>(p.padded[0]) * static_cast<double>(p.padded[1]) *
+                        static_cast<double>(p.padded[2]);
+  if (planes > static_cast<double>(max_plane_elements)) return false;
   if (p.out_channels < min_rows) return false;
   const index_t samples = p.samples_per_block();
   const index_t computed = segment_count(p, samples) * segment(p, samples, 0).columns;
