@@ -5,7 +5,9 @@ Calls that could take the interpreter down if the library got them wrong (sizes 
 cannot be allocated) run in a subprocess.
 """
 
+import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -478,6 +480,24 @@ def test_thread_count_must_be_positive(threads, num_threads):
     raises(ValueError, lambda: convt.set_num_threads(threads), "threads", f"({threads})")
 
 
+def test_thread_count_is_at_most_four_per_hardware_thread(num_threads):
+    """100000 threads once crashed OpenMP in its next parallel call; the count is bounded."""
+    most = 4 * (os.cpu_count() or 1)
+    convt.set_num_threads(most)
+    assert convt.get_num_threads() == most
+    for threads in (most + 1, 40000, 100000):
+        raises(
+            ValueError, functools.partial(convt.set_num_threads, threads), f"({threads})", f"{most}"
+        )
+    assert convt.get_num_threads() == most
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 0.0, -1.0, 61.0])
+def test_peak_probe_duration_is_validated(seconds):
+    """fma_peak_gflops(inf) never returned, with the GIL released and no way to interrupt it."""
+    raises(ValueError, lambda: convt._core.fma_peak_gflops(seconds), "seconds", "at most 60")
+
+
 # ---- sizes that overflow or cannot be allocated (in a subprocess: a crash fails the test) ----
 
 
@@ -558,6 +578,91 @@ def test_sizes_that_overflow_are_rejected(name):
         assert word in outcome["message"], f"{word!r} is not in {outcome['message']!r}"
     # an overflowed intermediate shows up as a huge negative number
     assert not re.search(r"-\d{12,}", outcome["message"]), outcome["message"]
+
+
+# Calls that read and wrote outside their arrays: a stride or padding so large that the
+# kernels' offsets overflowed. Each must be a ValueError naming the argument, in a child that
+# survives it.
+CORRUPTING = {
+    "forward, stride 2**63 - 1": (
+        "functional.conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 1)), stride=2**63 - 1, "
+        "padding=2**32)",
+        ["stride", str(2**63 - 1), "at most"],
+    ),
+    "backward, stride 2**63 - 1": (
+        "functional.conv1d_backward(np.ones((1, 1, 1)), np.ones((1, 1, 5)), np.ones((1, 1, 1)),"
+        " stride=2**63 - 1, padding=2**32)",
+        ["stride", str(2**63 - 1)],
+    ),
+    "garbage instead of padding": (
+        "functional.conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 1)), stride=2**63 - 1, padding=2)",
+        ["stride", str(2**63 - 1)],
+    ),
+    "2-D backward": (
+        "functional.conv2d_backward(np.ones((1, 1, 1, 2)), np.ones((1, 1, 3, 3)), "
+        "np.ones((1, 1, 2, 2)), stride=9223372036854775807, padding=(0, 2), dilation=(3, 3))",
+        ["stride", "9223372036854775807"],
+    ),
+    "padding beyond 2**60": (
+        "functional.conv_transpose1d(np.ones((1, 1, 1)), np.ones((1, 1, 2)), "
+        "padding=2**61, dilation=2**61)",
+        [str(2**61), "at most", "2**60"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CORRUPTING))
+def test_huge_strides_and_paddings_are_rejected(name):
+    code, words = CORRUPTING[name]
+    outcome = run_isolated(code)
+    assert outcome["type"] == "ValueError", f"{code} gave {outcome}"
+    for word in words:
+        assert word in outcome["message"], f"{word!r} is not in {outcome['message']!r}"
+
+
+def test_strides_and_paddings_up_to_2_60_compute_what_pytorch_does():
+    """Below the bound a huge stride or padding is computed, not refused: PyTorch gives 0 here
+    (the output's only tap reads the padding)."""
+    y = functional.conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 1)), stride=2**60 - 1, padding=2)
+    assert y.shape == (1, 1, 1) and y[0, 0, 0] == 0
+    # each output has one tap on x[0] and one 2**58 away from it, in the padding
+    x = np.arange(1.0, 6.0)[None, None]
+    y = functional.conv1d(x, np.ones((1, 1, 2)), stride=2**58, padding=2**58, dilation=2**58)
+    assert y.tolist() == [[[1.0, 1.0]]]
+
+
+def test_thread_creation_failure_is_an_error_not_an_exit():
+    """With its address space nearly exhausted a process cannot start threads; OpenMP would end
+    it (`libgomp: Thread creation failed`), set_num_threads raises instead and calls go on."""
+    most = 4 * (os.cpu_count() or 1)
+    if most < 4:
+        pytest.skip("needs at least 4 threads allowed")
+    script = textwrap.dedent(
+        f"""
+        import resource
+        import numpy as np, convt
+        from convt import functional
+        convt.set_num_threads(1)
+        with open("/proc/self/status") as status:
+            used = next(int(line.split()[1]) for line in status if line.startswith("VmSize"))
+        limit = (used + 16 * 1024) * 1024   # 16 MiB more: not enough for 3 thread stacks
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+        try:
+            convt.set_num_threads({most})
+            print("no error")
+        except ValueError as error:
+            print("ValueError:", error)
+        print(convt.get_num_threads())
+        print(functional.conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 2))).sum())
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert lines[0].startswith("ValueError: set_num_threads: cannot start"), child.stdout
+    assert lines[1:] == ["1", "8.0"], child.stdout
 
 
 UNALLOCATABLE = {

@@ -44,8 +44,12 @@ CONVT_TARGET_AVX512 inline double fma_chains_avx512(long iterations) {
 }  // namespace detail
 
 // float32 GFLOP/s of multiply-adds (two operations each) on all threads, with the widest vectors
-// of the current ISA, measured for about `seconds`.
+// of the current ISA, measured for about `seconds` (more than 0, at most 60: the probe cannot be
+// interrupted).
 inline double fma_peak_gflops(double seconds) {
+  if (!(seconds > 0 && seconds <= 60)) {
+    detail::fail("fma_peak_gflops: seconds (", seconds, ") must be more than 0 and at most 60");
+  }
   const Isa isa = get_isa();
   // The portable and NEON probes run on 16-byte vectors.
   const int lanes = isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 4;

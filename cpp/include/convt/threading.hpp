@@ -4,8 +4,13 @@
 #include <omp.h>
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "error.hpp"
 #include "geometry.hpp"
@@ -23,18 +28,50 @@ inline std::atomic<int>& thread_setting() {
 
 }  // namespace detail
 
-// Threads used by one call. Defaults to OpenMP's choice, which honours OMP_NUM_THREADS.
+// The most threads one call uses: four per hardware thread. More only adds the cost of starting
+// them, and a count in the tens of thousands makes OpenMP fail to create its team, which it
+// cannot report but by ending the process.
+inline int max_num_threads() {
+  static const int most = 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return most;
+}
+
+// Threads used by one call. Defaults to OpenMP's choice, which honours OMP_NUM_THREADS, up to
+// max_num_threads().
 inline int get_num_threads() {
 #ifdef _OPENMP
   const int threads = detail::thread_setting().load();
-  return threads > 0 ? threads : omp_get_max_threads();
+  return threads > 0 ? threads : std::min(omp_get_max_threads(), max_num_threads());
 #else
   return 1;
 #endif
 }
 
+// Sets the threads of every later call, from 1 to max_num_threads(). As many threads are started
+// (and joined) here first: if the system cannot create them (a process or memory limit), this
+// throws convt::Error and the setting stays as it was, where OpenMP would have ended the
+// process at the next call.
 inline void set_num_threads(int threads) {
   if (threads < 1) detail::fail("set_num_threads: threads (", threads, ") must be positive");
+  if (threads > max_num_threads()) {
+    detail::fail("set_num_threads: threads (", threads, ") must be at most ", max_num_threads(),
+                 " (four per hardware thread)");
+  }
+#ifdef _OPENMP
+  std::vector<std::thread> trial;
+  std::string failure;
+  for (int t = 1; t < threads && failure.empty(); ++t) {
+    try {
+      trial.emplace_back([] {});
+    } catch (const std::system_error& error) {
+      failure = error.what();
+    }
+  }
+  for (std::thread& thread : trial) thread.join();
+  if (!failure.empty()) {
+    detail::fail("set_num_threads: cannot start ", threads, " threads: ", failure);
+  }
+#endif
   detail::thread_setting().store(threads);
 }
 
