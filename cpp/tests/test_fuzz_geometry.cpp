@@ -24,6 +24,11 @@
 
 namespace {
 
+// The name of the algorithm a geometry's plan takes for `kernel`.
+const char* algorithm_of(const convt::ConvGeometry& g, convt::Kernel kernel) {
+  return convt::algorithm_name(convt::Plan(g).algorithm(kernel));
+}
+
 using convt::ConvGeometry;
 using convt::ConvKind;
 using convt::ConvOptions;
@@ -368,8 +373,8 @@ TEST(GeometryFuzz, HugeArgumentsOnEveryPath) {
     SCOPED_TRACE(describe(c.call));
     const ConvGeometry g = build(c.call);
     check_accepted(c.call, g);
-    EXPECT_STREQ(convt::forward_algorithm(g), c.forward);
-    EXPECT_STREQ(convt::backward_input_algorithm(g), c.backward_input);
+    EXPECT_STREQ(algorithm_of(g, convt::Kernel::forward), c.forward);
+    EXPECT_STREQ(algorithm_of(g, convt::Kernel::backward_input), c.backward_input);
     run_kernels(g, data);
   }
 }
@@ -400,8 +405,8 @@ TEST(GeometryFuzz, RandomArgumentsAreRejectedOrComputedInBounds) {
     check_accepted(call, g);
     if (testing::Test::HasFatalFailure()) return;
     // The algorithm choice does size arithmetic of its own.
-    (void)convt::forward_algorithm(g);
-    (void)convt::backward_input_algorithm(g);
+    (void)algorithm_of(g, convt::Kernel::forward);
+    (void)algorithm_of(g, convt::Kernel::backward_input);
     bool huge = false;
     for (int d = 0; d < convt::max_spatial_dims; ++d) {
       for (index_t v : {g.stride[d], g.padding_before[d], g.padding_after[d], g.dilation[d]}) {
@@ -419,7 +424,8 @@ TEST(GeometryFuzz, RandomArgumentsAreRejectedOrComputedInBounds) {
                elements(g.y_shape()) <= (1 << 14) && work <= 2e6) {
       ++computed;
       huge_computed += huge;
-      ++paths[std::string(convt::forward_algorithm(g)) + "/" + convt::backward_input_algorithm(g)];
+      ++paths[std::string(algorithm_of(g, convt::Kernel::forward)) + "/" +
+              algorithm_of(g, convt::Kernel::backward_input)];
       run_kernels(g, data);
     }
     if (testing::Test::HasFailure()) return;

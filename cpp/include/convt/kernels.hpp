@@ -1,6 +1,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <type_traits>
 
@@ -217,6 +219,25 @@ const T* group_weight(const ConvGeometry& g, const T* w, index_t group) {
 // (y_channels_per_group x lowered_rows) for the forward pass and the shifted input gradient's
 // flipped kernel, w transposed for the others. Kernels that read w unpacked (direct) or not at
 // all (the weight gradient) have none.
+// Whether none of `count` values is a NaN or an infinity: none has an all-ones exponent. The GEMM
+// paths multiply the zeros of padding (and the padded copy's columns past the output's edge)
+// with the other operand, where the sum has no term; 0 * inf is NaN, so with a non-finite value
+// in that operand a call takes the direct loops, which form only the sum's terms. Padding
+// contributes nothing, whatever the values.
+template <class T>
+bool all_finite(const T* values, index_t count) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr Bits exponent =
+      sizeof(T) == 4 ? static_cast<Bits>(0x7f800000u) : static_cast<Bits>(0x7ff0000000000000u);
+  Bits found = 0;  // an OR of comparisons, which the compiler vectorises for any instruction set
+  for (index_t i = 0; i < count; ++i) {
+    Bits bits;
+    std::memcpy(&bits, values + i, sizeof bits);
+    found |= static_cast<Bits>((bits & exponent) == exponent);
+  }
+  return found == 0;
+}
+
 inline bool packs_weight(Kernel kernel, Algorithm algorithm) {
   return kernel != Kernel::backward_weight && algorithm != Algorithm::direct;
 }
@@ -281,7 +302,10 @@ struct KernelCall {
 template <class T>
 void forward_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* x, const T* w,
                     T* y) {
-  if (call.algorithm == Algorithm::direct) return direct_forward(g, x, w, y);
+  if (call.algorithm == Algorithm::direct ||
+      (call.algorithm != Algorithm::pointwise && !all_finite(w, g.y_channels * g.lowered_rows()))) {
+    return direct_forward(g, x, w, y);
+  }
   if (call.algorithm == Algorithm::shifted) {
     return shifted_forward(forward_problem(g), x, call.weight, y, call.isa);
   }
@@ -303,7 +327,11 @@ void forward_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* x
 template <class T>
 void backward_input_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* dy,
                            const T* w, T* dx) {
-  if (call.algorithm == Algorithm::direct) return direct_backward_input(g, dy, w, dx);
+  // col2im forms only the sum's terms; the shifted path multiplies dy's padding with w.
+  if (call.algorithm == Algorithm::direct ||
+      (call.algorithm == Algorithm::shifted && !all_finite(w, g.y_channels * g.lowered_rows()))) {
+    return direct_backward_input(g, dy, w, dx);
+  }
   if (call.algorithm == Algorithm::shifted) {
     return shifted_forward(backward_input_problem(g), dy, call.weight, dx, call.isa);
   }
@@ -371,7 +399,15 @@ void sum_in_lanes(index_t units, double work, index_t size, T* dw, AddUnit&& add
 template <class T>
 void backward_weight_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* x,
                             const T* dy, T* dw) {
-  if (call.algorithm == Algorithm::direct) return direct_backward_weight(g, x, dy, dw);
+  // Both GEMM paths multiply padding's zeros with dy, the shifted one the zeros of dy spread
+  // past the output's edge with x too.
+  const bool shifted = call.algorithm == Algorithm::shifted;
+  if (call.algorithm == Algorithm::direct ||
+      (call.algorithm != Algorithm::pointwise &&
+       (!all_finite(dy, g.batch * g.y_channels * g.y_spatial()) ||
+        (shifted && !all_finite(x, g.batch * g.x_channels * g.x_spatial()))))) {
+    return direct_backward_weight(g, x, dy, dw);
+  }
   const index_t rows = g.lowered_rows();
   const index_t size = g.y_channels * rows;
   if (call.algorithm == Algorithm::shifted) {
