@@ -332,16 +332,41 @@ TEST(SeedLayers, WrongGradientShape) {
     convt::cnn_backward(x, dz, w);
     FAIL() << "no exception";
   } catch (const convt::Error& error) {
-    EXPECT_STREQ(error.what(), "conv2d: dz must have shape (1, 1, 3, 3), got (1, 1, 2, 2)");
+    EXPECT_STREQ(error.what(), "cnn_backward: dz must have shape (3, 3), got (2, 2)");
   }
   try {
     convt::fcn_backward(x, dz, w);
     FAIL() << "no exception";
   } catch (const convt::Error& error) {
-    EXPECT_STREQ(error.what(),
-                 "conv_transpose2d: dz must have shape (1, 1, 7, 7), got (1, 1, 2, 2)");
+    EXPECT_STREQ(error.what(), "fcn_backward: dz must have shape (7, 7), got (2, 2)");
   }
   EXPECT_THROW(x.convolute(Matrix<float>(6, 1)), convt::Error);
+}
+
+// The seed's functions name themselves and their 2-D shapes, not the 4-D problem they run as.
+TEST(SeedLayers, ErrorsNameTheSeedFunction) {
+  const Matrix<float> x(5, 5), w(3, 3), empty(0, 3);
+  auto message = [](auto&& call) {
+    try {
+      call();
+    } catch (const convt::Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("no exception");
+  };
+  EXPECT_EQ(message([&] { empty.convolute(w); }),
+            "convolute: the input of shape (0, 3) must not be empty");
+  EXPECT_EQ(message([&] {
+              x.convolute_full(w, {0, 0});
+            }),
+            "convolute_full: strides (0, 0) must be positive");
+  EXPECT_EQ(message([&] { convt::cnn_forward(Matrix<float>(6, 1), x); }),
+            "cnn_forward: the kernel of shape (6, 1) is larger than the input of shape (5, 5)");
+  EXPECT_EQ(message([&] {
+              convt::fcn_forward(w, x, {convt::index_t{1} << 62, 1});
+            }),
+            "fcn_forward: stride (4611686018427387904, 1) must be at most 1152921504606846975 "
+            "(2**60 - 1)");
 }
 
 // ---------------------------------------------------------------------------------------------

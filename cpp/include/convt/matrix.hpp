@@ -2,6 +2,7 @@
 
 #include <array>
 #include <initializer_list>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -15,16 +16,41 @@ using Strides = std::array<index_t, 2>;
 
 namespace detail {
 
+inline std::string matrix_shape(index_t rows, index_t cols) {
+  return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
+}
+
 // The geometry of a single-channel 2-D call: the seed's operations are the batched kernels with
-// N = C = F = 1.
-inline ConvGeometry matrix_geometry(ConvKind kind, index_t rows, index_t cols, index_t kernel_rows,
-                                    index_t kernel_cols, Strides strides) {
+// N = C = F = 1. Errors name the seed's operation `op` and its 2-D shapes, not the 4-D problem.
+inline ConvGeometry matrix_geometry(const char* op, ConvKind kind, index_t rows, index_t cols,
+                                    index_t kernel_rows, index_t kernel_cols, Strides strides) {
+  if (rows <= 0 || cols <= 0) {
+    fail(op, ": the input of shape ", matrix_shape(rows, cols), " must not be empty");
+  }
+  if (kernel_rows <= 0 || kernel_cols <= 0) {
+    fail(op, ": the kernel of shape ", matrix_shape(kernel_rows, kernel_cols),
+         " must not be empty");
+  }
+  if (strides[0] <= 0 || strides[1] <= 0) {
+    fail(op, ": strides ", matrix_shape(strides[0], strides[1]), " must be positive");
+  }
+  if (kind == ConvKind::convolution && (kernel_rows > rows || kernel_cols > cols)) {
+    fail(op, ": the kernel of shape ", matrix_shape(kernel_rows, kernel_cols),
+         " is larger than the input of shape ", matrix_shape(rows, cols));
+  }
   ConvOptions options;
   options.stride = {strides[0], strides[1]};
   const Shape input{1, 1, rows, cols};
   const Shape weight{1, 1, kernel_rows, kernel_cols};
-  return kind == ConvKind::convolution ? ConvGeometry::convolution(2, input, weight, options)
-                                       : ConvGeometry::transposed(2, input, weight, options);
+  try {
+    return kind == ConvKind::convolution ? ConvGeometry::convolution(2, input, weight, options)
+                                         : ConvGeometry::transposed(2, input, weight, options);
+  } catch (const Error& error) {
+    // What is left (sizes beyond what can be addressed) reads the same with the seed's name.
+    const std::string message = error.what();
+    const std::size_t prefix = message.find(": ");
+    fail(op, ": ", prefix == std::string::npos ? message : message.substr(prefix + 2));
+  }
 }
 
 }  // namespace detail
@@ -103,7 +129,11 @@ class Matrix {
   // Valid cross-correlation with this matrix as the input (the seed's `convolute`): the output
   // is ((rows - kernel.rows) / strides[0] + 1) x ((cols - kernel.cols) / strides[1] + 1).
   Matrix convolute(const Matrix& kernel, Strides strides = {1, 1}) const {
-    const ConvGeometry g = geometry_with(kernel, strides, ConvKind::convolution);
+    return convolute_as("convolute", kernel, strides);
+  }
+  // convolute, with errors naming `op`.
+  Matrix convolute_as(const char* op, const Matrix& kernel, Strides strides) const {
+    const ConvGeometry g = geometry_with(op, kernel, strides, ConvKind::convolution);
     Matrix output(g.y_size[1], g.y_size[2]);
     conv_forward(g, data_, kernel.data_, output.data_);
     return output;
@@ -114,7 +144,11 @@ class Matrix {
   // ((rows - 1) * s0 + kernel.rows) x ((cols - 1) * s1 + kernel.cols). It is the adjoint of
   // convolute with the same kernel, i.e. PyTorch's conv_transpose2d.
   Matrix convolute_full(const Matrix& kernel, Strides strides = {1, 1}) const {
-    const ConvGeometry g = geometry_with(kernel, strides, ConvKind::transposed);
+    return convolute_full_as("convolute_full", kernel, strides);
+  }
+  // convolute_full, with errors naming `op`.
+  Matrix convolute_full_as(const char* op, const Matrix& kernel, Strides strides) const {
+    const ConvGeometry g = geometry_with(op, kernel, strides, ConvKind::transposed);
     Matrix output(g.x_size[1], g.x_size[2]);
     conv_backward_input(g, data_, kernel.data_, output.data_);
     return output;
@@ -152,8 +186,9 @@ class Matrix {
     return i;
   }
 
-  ConvGeometry geometry_with(const Matrix& kernel, Strides strides, ConvKind kind) const {
-    return detail::matrix_geometry(kind, rows_, cols_, kernel.rows_, kernel.cols_, strides);
+  ConvGeometry geometry_with(const char* op, const Matrix& kernel, Strides strides,
+                             ConvKind kind) const {
+    return detail::matrix_geometry(op, kind, rows_, cols_, kernel.rows_, kernel.cols_, strides);
   }
 
   std::vector<T> storage_;
