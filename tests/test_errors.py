@@ -621,6 +621,35 @@ def test_huge_strides_and_paddings_are_rejected(name):
         assert word in outcome["message"], f"{word!r} is not in {outcome['message']!r}"
 
 
+PADDED_COPY = {
+    # 2-D: the padded copy's element count overflowed 64 bits, so a wrapped, small buffer
+    # would have been filled with the whole padded grid
+    "overflowing copy": (
+        "convt._core.forward(convt._core.conv_geometry(2, (1, 1, 3, 3), (1, 1, 1, 1), "
+        "(2**60 - 1,), (2**59,), (), 'explicit', (1,), 1, 'replicate'), "
+        "np.ones((1, 1, 3, 3)), np.ones((1, 1, 1, 1)))",
+        ["padding_mode='replicate'", "more elements than this machine can address"],
+    ),
+    # 1-D: 2**41 padded elements, 16 TiB, cannot be allocated
+    "unallocatable copy": (
+        "convt._core.forward(convt._core.conv_geometry(1, (1, 1, 5), (1, 1, 1), "
+        "(2**41,), (2**41,), (), 'explicit', (1,), 1, 'replicate'), "
+        "np.ones((1, 1, 5)), np.ones((1, 1, 1)))",
+        ["cannot allocate"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PADDED_COPY))
+def test_padding_with_values_is_bounded_by_its_copy(name):
+    """Padding modes other than zeros read a padded copy of x, sized by the padding."""
+    code, words = PADDED_COPY[name]
+    outcome = run_isolated(code)
+    assert outcome["type"] == "ValueError", f"{code} gave {outcome}"
+    for word in words:
+        assert word in outcome["message"], f"{word!r} is not in {outcome['message']!r}"
+
+
 def test_strides_and_paddings_up_to_2_60_compute_what_pytorch_does():
     """Below the bound a huge stride or padding is computed, not refused: PyTorch gives 0 here
     (the output's only tap reads the padding)."""

@@ -405,6 +405,17 @@ inline void ConvGeometry::check_addressable() const {
   detail::checked_product(op, "the input", input_shape());
   detail::checked_product(op, "the output", output_shape());
   detail::checked_product(op, "the weight", weight_shape());
+  if (padding_mode != PaddingMode::zeros) {
+    // The kernels read a copy of x padded with values; its size is computed from these.
+    Shape padded = x_shape();
+    for (int d = 0; d < dims; ++d) {
+      const int a = axis(d);
+      padded[padded.size() - dims + d] += padding_before[a] + padding_after[a];
+    }
+    const std::string what =
+        std::string("x padded by padding_mode='") + padding_mode_name(padding_mode) + "'";
+    detail::checked_product(op, what.c_str(), padded);
+  }
 }
 
 // PyTorch's rules for the padding of x (a convolution's input, a transposed convolution's

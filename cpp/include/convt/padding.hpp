@@ -23,9 +23,10 @@
 namespace convt {
 namespace detail {
 
-// True when the kernels must pad x with values: a mode other than zeros and some padding.
+// True when the kernels must pad x with values: a mode other than zeros, some padding, and some
+// samples (an empty batch reads nothing, however large each sample would be).
 inline bool pads_with_values(const ConvGeometry& g) {
-  if (g.padding_mode == PaddingMode::zeros) return false;
+  if (g.padding_mode == PaddingMode::zeros || g.batch == 0) return false;
   for (int d = 0; d < max_spatial_dims; ++d) {
     if (g.padding_before[d] != 0 || g.padding_after[d] != 0) return true;
   }
@@ -134,12 +135,14 @@ void fold_padding(const ConvGeometry& g, const PaddingMap& map, const T* padded,
 template <class T>
 class PaddedX {
  public:
+  // The copy is allocated first: when it cannot be (a huge padding), that is a convt::Error,
+  // before the map of its positions asks for memory too.
   explicit PaddedX(const ConvGeometry& g)
-      : map_(g),
-        geometry_(padded_geometry(g)),
+      : geometry_(padded_geometry(g)),
         bytes_(sizeof(T) * static_cast<std::size_t>(g.batch * g.x_channels) *
-               static_cast<std::size_t>(map_.padded_spatial())),
-        data_(static_cast<T*>(output_pool().take(bytes_))) {}
+               static_cast<std::size_t>(geometry_.x_spatial())),
+        data_(static_cast<T*>(output_pool().take(bytes_))),
+        map_(g) {}
   ~PaddedX() { output_pool().give_back(data_, bytes_); }
   PaddedX(const PaddedX&) = delete;
   PaddedX& operator=(const PaddedX&) = delete;
@@ -149,10 +152,10 @@ class PaddedX {
   T* data() const { return data_; }
 
  private:
-  PaddingMap map_;
   ConvGeometry geometry_;
   std::size_t bytes_;
   T* data_;
+  PaddingMap map_;
 };
 
 // kernel(padded_geometry, padded_x) on x padded by the geometry's mode: the forward pass and
