@@ -41,17 +41,22 @@ std::string dtype_name(const py::array& array) {
   return py::str(array.dtype()).cast<std::string>();
 }
 
+// Whether the data pointer is aligned to the element size, as the kernels' loads assume.
+bool aligned(const py::array& array) {
+  return (array.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0;
+}
+
 // Checks what the Python package guarantees, so that direct callers of _core get an error
-// instead of a wrong answer: dtype, contiguity, shape.
+// instead of a wrong answer: dtype, contiguity, alignment, shape.
 template <class T>
 const T* input_data(const ConvGeometry& g, const py::array& array, const char* name,
                     const Shape& expected) {
-  if (!py::isinstance<Array<T>>(array)) {
+  if (!holds<T>(array)) {
     throw py::type_error(g.name() + ": " + name + " must be a C-contiguous " +
                          dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
   }
-  if (!(array.flags() & py::array::c_style)) {
-    throw py::type_error(g.name() + ": " + name + " must be C-contiguous");
+  if (!(array.flags() & py::array::c_style) || !aligned(array)) {
+    throw py::type_error(g.name() + ": " + name + " must be C-contiguous and aligned");
   }
   g.expect_shape(name, shape_of(array), expected);
   return static_cast<const T*>(array.data());
@@ -102,8 +107,9 @@ Array<T> output_array(const ConvGeometry& g, const std::optional<py::array>& out
     throw py::type_error(g.name() + ": " + name + " must have dtype " + dtype_name(Array<T>(0)) +
                          ", got " + dtype_name(given));
   }
-  if (!(given.flags() & py::array::c_style) || !given.writeable()) {
-    throw py::value_error(g.name() + ": " + name + " must be a writable C-contiguous array");
+  if (!(given.flags() & py::array::c_style) || !given.writeable() || !aligned(given)) {
+    throw py::value_error(g.name() + ": " + name +
+                          " must be a writable, aligned C-contiguous array");
   }
   g.expect_shape(name, shape_of(given), shape);
   for (const py::array* input : inputs) {
@@ -287,9 +293,9 @@ convt::Matrix<T> matrix_view(const py::array& array, const char* name) {
     throw py::value_error(std::string(name) + " must be a 2-D array, got " +
                           std::to_string(array.ndim()) + " dimensions");
   }
-  if (!py::isinstance<Array<T>>(array)) {
-    throw py::type_error(std::string(name) + " must be a C-contiguous " + dtype_name(Array<T>(0)) +
-                         " array, got " + dtype_name(array));
+  if (!holds<T>(array) || !(array.flags() & py::array::c_style) || !aligned(array)) {
+    throw py::type_error(std::string(name) + " must be an aligned C-contiguous " +
+                         dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
   }
   // The kernels only read through this view; the const_cast never writes.
   return convt::Matrix<T>::view(const_cast<T*>(static_cast<const T*>(array.data())), array.shape(0),

@@ -53,7 +53,7 @@ def floating_arrays(op: str, **arrays: Any) -> list[np.ndarray | None]:
             if name != "bias":
                 raise TypeError(f"{op}: {name} must be an array, got None")
             continue
-        if type(array) is not np.ndarray or not array.flags.c_contiguous:
+        if type(array) is not np.ndarray or not (array.flags.c_contiguous and array.flags.aligned):
             break
         if dtype is None:
             dtype = array.dtype
@@ -73,15 +73,23 @@ def floating_arrays(op: str, **arrays: Any) -> list[np.ndarray | None]:
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{op}: {name} must be a real numeric array, got dtype {array.dtype}")
         converted[name] = array
-    dtype = np.result_type(*converted.values())
+    # The machine's byte order and no metadata: what the kernels compute in.
+    dtype = np.dtype(np.result_type(*converted.values()).type)
     if dtype.kind in "biu":
         dtype = np.dtype(np.float64)
     elif dtype == np.float16:
         dtype = np.dtype(np.float32)
     return [
-        None if arrays[name] is None else np.ascontiguousarray(converted[name], dtype=dtype)
-        for name in arrays
+        None if arrays[name] is None else _computable(converted[name], dtype) for name in arrays
     ]
+
+
+def _computable(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` as a C-contiguous, aligned array of ``dtype``: itself when it is one."""
+    result = np.ascontiguousarray(array, dtype=dtype)
+    # NumPy hands back an unaligned array that needs no other conversion as it is; the kernels'
+    # loads assume alignment, so such an array is copied once.
+    return result if result.flags.aligned else result.copy()
 
 
 def _ints(op: str, name: str, value: IntOrTuple) -> tuple[int, ...]:
