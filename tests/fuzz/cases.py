@@ -404,19 +404,22 @@ def hostile_setting(rng: random.Random) -> dict[str, Any]:
     return {"kind": "hostile", "function": function, "args": {0: value}, "kwargs": {}}
 
 
-def make_case(seed: int, index: int) -> dict[str, Any]:
-    """Case ``index`` of the run with ``seed``."""
+def make_case(seed: int, index: int, valid_share: float = 0.15) -> dict[str, Any]:
+    """Case ``index`` of the run with ``seed``: valid with probability ``valid_share``, the
+    rest hostile calls of the functional ops (65%), the seed functions (14%), the layers (12%)
+    and the settings, probes and Matrix (9%)."""
     rng = random.Random(f"{seed}:{index}")
-    roll = rng.random()
-    if roll < 0.15:
+    if rng.random() < valid_share:
         case = {"kind": "valid", "config": valid_config(rng)}
-    elif roll < 0.7:
-        case = hostile_functional(rng)
-    elif roll < 0.82:
-        case = hostile_seed(rng)
-    elif roll < 0.92:
-        case = hostile_layer(rng)
     else:
-        case = hostile_setting(rng)
+        roll = rng.random()
+        if roll < 0.65:
+            case = hostile_functional(rng)
+        elif roll < 0.79:
+            case = hostile_seed(rng)
+        elif roll < 0.91:
+            case = hostile_layer(rng)
+        else:
+            case = hostile_setting(rng)
     case["seed"], case["index"] = seed, index
     return case
