@@ -9,6 +9,7 @@
 #include <array>
 #include <convt/convt.hpp>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -118,6 +119,25 @@ Array<T> output_array(const ConvGeometry& g, const std::optional<py::array>& out
     }
   }
   return py::reinterpret_borrow<Array<T>>(given);
+}
+
+// repr(value), for messages about arguments of the wrong type.
+std::string describe(const py::handle& value) { return py::repr(value).cast<std::string>(); }
+
+// An integer argument (an int or anything with __index__, but not a bool), checked here so that
+// a wrong type or a size past 64 bits is convt's error, not pybind11's signature.
+long long integer_argument(const std::string& op, const char* name, const py::handle& value) {
+  if (py::isinstance<py::bool_>(value) || !PyIndex_Check(value.ptr())) {
+    throw py::type_error(op + ": " + name + " must be an int, got " + describe(value));
+  }
+  const py::int_ number = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+  if (!number) throw py::error_already_set();
+  int overflow = 0;
+  const long long result = PyLong_AsLongLongAndOverflow(number.ptr(), &overflow);
+  if (overflow != 0) {
+    throw py::value_error(op + ": " + name + " (" + describe(number) + ") does not fit in 64 bits");
+  }
+  return result;
 }
 
 // Runs f with the GIL released, so other Python threads run while C++ computes.
@@ -317,11 +337,24 @@ py::object seed_call(const py::array& first, Function&& f) {
   throw py::type_error("arrays must be float32 or float64, got " + dtype_name(first));
 }
 
+// An index (i, j) of a Matrix.
+std::pair<index_t, index_t> matrix_index(const py::object& index) {
+  if (!py::isinstance<py::tuple>(index) || py::len(index) != 2) {
+    throw py::type_error("Matrix: an index must be a pair (row, col), got " + describe(index));
+  }
+  const py::tuple pair = index;
+  return {integer_argument("Matrix", "row", pair[0]), integer_argument("Matrix", "col", pair[1])};
+}
+
 template <class T>
 void bind_matrix(py::module_& m, const char* name) {
   using M = convt::Matrix<T>;
   py::class_<M>(m, name, py::buffer_protocol())
-      .def(py::init<index_t, index_t>(), py::arg("rows"), py::arg("cols"))
+      .def(py::init([](const py::object& rows, const py::object& cols) {
+             return M(integer_argument("Matrix", "rows", rows),
+                      integer_argument("Matrix", "cols", cols));
+           }),
+           py::arg("rows"), py::arg("cols"))
       .def(py::init([](const Array<T>& values) {
              if (values.ndim() != 2) {
                throw py::value_error("Matrix: values must be 2-D, got " +
@@ -343,11 +376,19 @@ void bind_matrix(py::module_& m, const char* name) {
       .def_property_readonly(
           "shape", [](const M& matrix) { return py::make_tuple(matrix.rows(), matrix.cols()); })
       .def("__getitem__",
-           [](const M& matrix, std::pair<index_t, index_t> ij) {
-             return matrix.at(ij.first, ij.second);
+           [](const M& matrix, const py::object& index) {
+             const auto [i, j] = matrix_index(index);
+             return matrix.at(i, j);
            })
-      .def("__setitem__", [](M& matrix, std::pair<index_t, index_t> ij,
-                             T value) { matrix.at(ij.first, ij.second) = value; })
+      .def("__setitem__",
+           [](M& matrix, const py::object& index, const py::object& value) {
+             const auto [i, j] = matrix_index(index);
+             if (py::isinstance<py::bool_>(value) || !PyNumber_Check(value.ptr()) ||
+                 py::isinstance<py::str>(value)) {
+               throw py::type_error("Matrix: a value must be a number, got " + describe(value));
+             }
+             matrix.at(i, j) = static_cast<T>(py::float_(value).cast<double>());
+           })
       .def(
           "convolute",
           [](const M& self, const M& kernel, convt::Strides strides) {
@@ -613,10 +654,30 @@ PYBIND11_MODULE(_core, m) {
       });
 
   m.def("get_num_threads", &convt::get_num_threads);
-  m.def("set_num_threads", &convt::set_num_threads, py::arg("threads"));
+  m.def(
+      "set_num_threads",
+      [](const py::object& threads) {
+        const long long count = integer_argument("set_num_threads", "threads", threads);
+        // Beyond int, the C++ check gets the nearest int, which it refuses as it would the count.
+        const long long most = std::numeric_limits<int>::max();
+        if (count > most || count < -most) {
+          throw py::value_error("set_num_threads: threads (" + std::to_string(count) +
+                                ") must be " +
+                                (count > 0 ? "at most " + std::to_string(convt::max_num_threads())
+                                           : std::string("positive")));
+        }
+        convt::set_num_threads(static_cast<int>(count));
+      },
+      py::arg("threads"));
   m.def("get_isa", [] { return std::string(convt::isa_name(convt::get_isa())); });
   m.def(
-      "set_isa", [](const std::string& name) { convt::set_isa(convt::parse_isa(name)); },
+      "set_isa",
+      [](const py::object& name) {
+        if (!py::isinstance<py::str>(name)) {
+          throw py::type_error("set_isa: isa must be a str, got " + describe(name));
+        }
+        convt::set_isa(convt::parse_isa(name.cast<std::string>()));
+      },
       py::arg("isa"));
   m.def("supported_isas", [] {
     std::vector<std::string> names;
@@ -643,7 +704,14 @@ PYBIND11_MODULE(_core, m) {
         py::arg("accumulate") = false);
   m.def(
       "fma_peak_gflops",
-      [](double seconds) { return without_gil([&] { return convt::fma_peak_gflops(seconds); }); },
+      [](const py::object& value) {
+        if (py::isinstance<py::bool_>(value) || !PyNumber_Check(value.ptr()) ||
+            py::isinstance<py::str>(value)) {
+          throw py::type_error("fma_peak_gflops: seconds must be a number, got " + describe(value));
+        }
+        const double seconds = py::float_(value);
+        return without_gil([&] { return convt::fma_peak_gflops(seconds); });
+      },
       py::arg("seconds"));
   m.def("workspace_bytes", &convt::workspace_bytes);
   m.def("release_workspace", &convt::release_workspace);

@@ -229,7 +229,11 @@ def test_kernel_must_fit_the_padded_input():
         "spans 5",
         "padded input size 4",
     )
-    raises(ValueError, lambda: convt.convolute(np.ones((3, 3)), np.ones((4, 2))), "kernel size 4")
+    raises(
+        ValueError,
+        lambda: convt.convolute(np.ones((3, 3)), np.ones((4, 2))),
+        "convolute: the kernel of shape (4, 2) is larger than the input of shape (3, 3)",
+    )
 
 
 # ---- padding strings ----
@@ -626,7 +630,7 @@ PADDED_COPY = {
     # would have been filled with the whole padded grid
     "overflowing copy": (
         "convt._core.forward(convt._core.conv_geometry(2, (1, 1, 3, 3), (1, 1, 1, 1), "
-        "(2**60 - 1,), (2**59,), (), 'explicit', (1,), 1, 'replicate'), "
+        "(2**60 - 1,), (2**58,), (), 'explicit', (1,), 1, 'replicate'), "
         "np.ones((1, 1, 3, 3)), np.ones((1, 1, 1, 1)))",
         ["padding_mode='replicate'", "more elements than this machine can address"],
     ),
@@ -725,3 +729,63 @@ def test_sizes_that_cannot_be_allocated_raise_value_error(name):
     outcome = run_isolated(code)
     assert outcome["type"] == "ValueError", f"{code} gave {outcome}"
     assert shape_word in outcome["message"], outcome["message"]
+
+
+# ---- convt's own words, never pybind11's signature ----
+
+SIGNATURE_DUMPS = {
+    "stride past 64 bits": (
+        lambda: functional.conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 1)), stride=2**63),
+        ValueError,
+        ["stride", str(2**63), "at most"],
+    ),
+    "groups past 64 bits": (
+        lambda: functional.conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 1)), groups=2**64),
+        ValueError,
+        ["groups", str(2**64)],
+    ),
+    "out a list": (
+        lambda: functional.conv1d(np.ones((1, 1, 5)), np.ones((1, 1, 1)), out=[0.0] * 5),
+        TypeError,
+        ["out must be a NumPy array", "list"],
+    ),
+    "backward out an array": (
+        lambda: functional.conv1d_backward(
+            np.ones((3, 1, 5)), np.ones((3, 1, 5)), np.ones((1, 1, 1)), out=np.ones((3, 1, 5))
+        ),
+        TypeError,
+        ["out must be a tuple of 3 arrays", "ndarray"],
+    ),
+    "output_mask None": (
+        lambda: functional.conv1d_backward(
+            np.ones((1, 1, 5)), np.ones((1, 1, 5)), np.ones((1, 1, 1)), output_mask=None
+        ),
+        TypeError,
+        ["output_mask", "None"],
+    ),
+    "Matrix rows past 64 bits": (lambda: convt.Matrix(2**63, 1), ValueError, ["rows", "64 bits"]),
+    "Matrix rows a float": (lambda: convt.Matrix(1.5, 2), TypeError, ["rows", "1.5"]),
+    "Matrix index a str": (lambda: convt.Matrix(2, 2)["a"], TypeError, ["index", "'a'"]),
+    "Matrix index a float": (lambda: convt.Matrix(2, 2)[0, 1.5], TypeError, ["col", "1.5"]),
+    "threads past int": (
+        lambda: convt.set_num_threads(2**31),
+        ValueError,
+        [str(2**31), "at most"],
+    ),
+    "threads a float": (lambda: convt.set_num_threads(1.5), TypeError, ["threads", "1.5"]),
+    "threads a bool": (lambda: convt.set_num_threads(True), TypeError, ["threads", "True"]),
+    "isa None": (lambda: convt.set_isa(None), TypeError, ["isa", "None"]),
+    "isa bytes": (lambda: convt.set_isa(b"avx2"), TypeError, ["isa", "b'avx2'"]),
+    "peak seconds None": (
+        lambda: convt._core.fma_peak_gflops(None),
+        TypeError,
+        ["seconds", "None"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SIGNATURE_DUMPS))
+def test_wrong_arguments_get_convts_own_error(name, num_threads, isa):
+    call, exception, words = SIGNATURE_DUMPS[name]
+    message = raises(exception, call, *words)
+    assert "incompatible function arguments" not in message

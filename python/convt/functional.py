@@ -92,12 +92,25 @@ def _computable(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return result if result.flags.aligned else result.copy()
 
 
+# The largest stride, padding, dilation or size the C++ core takes (its message names the
+# same bound); a Python int past 64 bits is refused here, before the binding's conversion.
+_MOST = 2**60 - 1
+
+
+def _in_range(op: str, name: str, values: tuple[int, ...]) -> tuple[int, ...]:
+    if any(v >= 2**63 or v < -(2**63) for v in values):
+        shown = values[0] if len(values) == 1 else values
+        bound = f"at most {_MOST} (2**60 - 1)" if max(values) >= 2**63 else "non-negative"
+        raise ValueError(f"{op}: {name} ({shown}) must be {bound}")
+    return values
+
+
 def _ints(op: str, name: str, value: IntOrTuple) -> tuple[int, ...]:
     # Plain ints and tuples of them, the common case, skip the slower abstract checks.
     if type(value) is int:
-        return (value,)
+        return _in_range(op, name, (value,))
     if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
-        return tuple(value)
+        return _in_range(op, name, tuple(value))
     values = [value] if isinstance(value, numbers.Integral) else value
     if (
         isinstance(values, (str, bytes))
@@ -105,7 +118,7 @@ def _ints(op: str, name: str, value: IntOrTuple) -> tuple[int, ...]:
         or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)
     ):
         raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {value!r}")
-    return tuple(int(v) for v in values)
+    return _in_range(op, name, tuple(int(v) for v in values))
 
 
 def _padding(op: str, padding: Padding) -> tuple[tuple[int, ...], str]:
@@ -172,21 +185,35 @@ def _conv_transpose_geometry(
 
 
 def _group_count(op: str, groups: int) -> int:
-    if type(groups) is int:
-        return groups
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
+    if type(groups) is not int and (
+        not isinstance(groups, numbers.Integral) or isinstance(groups, bool)
+    ):
         raise TypeError(f"{op}: groups must be an int, got {groups!r}")
-    return int(groups)
+    return _in_range(op, "groups", (int(groups),))[0]
 
 
 def _backward(op, geometry, grad_output, input, weight, output_mask, out) -> Gradients:
+    if not isinstance(output_mask, (tuple, list)):
+        raise TypeError(f"{op}: output_mask must be a tuple of 3 bools, got {output_mask!r}")
     need = tuple(bool(m) for m in output_mask)
     if len(need) != 3:
         raise ValueError(f"{op}: output_mask must have 3 entries, got {len(need)}")
+    # An array is not a tuple of them: iterating it would split it into its rows.
+    if out is not None and not isinstance(out, (tuple, list)):
+        raise TypeError(f"{op}: out must be a tuple of 3 arrays or None, got {type(out).__name__}")
     outs = (None, None, None) if out is None else tuple(out)
     if len(outs) != 3:
         raise ValueError(f"{op}: out must be a tuple of 3 arrays or None, got {len(outs)}")
+    for value in outs:
+        _output_array(op, value)
     return _core.backward(geometry, grad_output, input, weight, *need, *outs)
+
+
+def _output_array(op: str, out: Any) -> Any:
+    """pybind11 would answer anything but an array with its signature: say it here."""
+    if out is not None and not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: out must be a NumPy array or None, got {type(out).__name__}")
+    return out
 
 
 def _make_conv(dims: int):
@@ -195,7 +222,7 @@ def _make_conv(dims: int):
     def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
         input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
         geometry = _conv_geometry(dims, input, weight, stride, padding, dilation, groups)
-        return _core.forward(geometry, input, weight, bias, out)
+        return _core.forward(geometry, input, weight, bias, _output_array(op, out))
 
     def backward(
         grad_output,
@@ -249,7 +276,7 @@ def _make_conv_transpose(dims: int):
         geometry = _conv_transpose_geometry(
             dims, input, weight, stride, padding, output_padding, groups, dilation, output_size
         )
-        return _core.forward(geometry, input, weight, bias, out)
+        return _core.forward(geometry, input, weight, bias, _output_array(op, out))
 
     def backward(
         grad_output,
