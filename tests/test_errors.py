@@ -613,19 +613,7 @@ CORRUPTING = {
         "padding=2**61, dilation=2**61)",
         [str(2**61), "at most", "2**60"],
     ),
-}
-
-
-@pytest.mark.parametrize("name", list(CORRUPTING))
-def test_huge_strides_and_paddings_are_rejected(name):
-    code, words = CORRUPTING[name]
-    outcome = run_isolated(code)
-    assert outcome["type"] == "ValueError", f"{code} gave {outcome}"
-    for word in words:
-        assert word in outcome["message"], f"{word!r} is not in {outcome['message']!r}"
-
-
-PADDED_COPY = {
+    # Padding modes other than zeros read a padded copy of x, sized by the padding.
     # 2-D: the padded copy's element count overflowed 64 bits, so a wrapped, small buffer
     # would have been filled with the whole padded grid
     "overflowing copy": (
@@ -644,10 +632,9 @@ PADDED_COPY = {
 }
 
 
-@pytest.mark.parametrize("name", list(PADDED_COPY))
-def test_padding_with_values_is_bounded_by_its_copy(name):
-    """Padding modes other than zeros read a padded copy of x, sized by the padding."""
-    code, words = PADDED_COPY[name]
+@pytest.mark.parametrize("name", list(CORRUPTING))
+def test_huge_strides_and_paddings_are_rejected(name):
+    code, words = CORRUPTING[name]
     outcome = run_isolated(code)
     assert outcome["type"] == "ValueError", f"{code} gave {outcome}"
     for word in words:
