@@ -17,7 +17,7 @@ PATHS = {
     "direct": ((1, 1, 3), (1, 1, 2), 1, 1, "direct"),
     "im2col": ((2, 16, 16, 16), (16, 16, 3, 3), 2, 1, "im2col"),
     "shifted": ((2, 16, 20, 20), (20, 16, 3, 3), 1, 1, "shifted"),
-    "pointwise": ((4, 16, 8, 8), (16, 16, 1, 1), 1, 0, "pointwise"),
+    "pointwise": ((2, 16, 24, 24), (16, 16, 1, 1), 1, 0, "pointwise"),
 }
 SPECIALS = np.array([np.nan, np.inf, -np.inf])
 
