@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import operator
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import product
 from typing import Any
 
@@ -172,7 +173,8 @@ def _read(
     if any(not pieces for pieces in per_axis):
         return None
     everything = (slice(None), slice(None))
-    keys, placements = [], []
+    keys: list[tuple] = []
+    placements: list[tuple] = []
     for combination in product(*per_axis):
         index = (batch, 0, *(piece[0] for piece in combination))
         where = (*everything, *(piece[1] for piece in combination))
@@ -189,6 +191,12 @@ def _read(
             keys.append(key)
             placements.append((which, target))
     return keys, placements
+
+
+def _key(*parts: Any) -> tuple:
+    """A task key from its parts (a function, so that ``d[_key(name, *index)]`` reads as a
+    subscript on every Python ``convt`` supports)."""
+    return parts
 
 
 def _window_shape(window: Sequence[tuple]) -> tuple[int, ...]:
@@ -301,8 +309,9 @@ def _prepare(op: str, input: Any, weight: Any, bias: Any, dims: int):
         raise ValueError(
             f"{op}: input has chunks of unknown size; call its compute_chunk_sizes() first"
         )
-    sample = np.empty((0,) * array.ndim, dtype=array.dtype)
-    sample, weight, bias = functional.floating_arrays(op, input=sample, weight=weight, bias=bias)
+    empty = np.empty((0,) * array.ndim, dtype=array.dtype)
+    sample, weight, bias = functional.floating_arrays(op, input=empty, weight=weight, bias=bias)
+    assert sample is not None  # an input was passed, so one comes back
     if array.dtype != sample.dtype:
         array = array.astype(sample.dtype)
     unbatched = array.ndim == dims + 1
@@ -357,7 +366,7 @@ def _graph(collections: Sequence[da.Array], layers: Sequence[tuple[str, dict, se
     """The graph of dask collections followed by layers of our own: ``(name, tasks, names of
     the layers they read)``."""
     base = HighLevelGraph.merge(*(c.__dask_graph__() for c in collections))
-    all_layers = dict(base.layers)
+    all_layers: dict[str, Any] = dict(base.layers)
     dependencies = {name: set(on) for name, on in base.dependencies.items()}
     for name, tasks, on in layers:
         all_layers[name] = tasks
@@ -405,7 +414,7 @@ def _sum_layer(
             block = tuple(s[0] for s in sources)
             exact.add(block)
             for n in range(len(batch_chunks)):
-                layer[(name, n, 0, *chunk)] = contributions[(n, *block)]
+                layer[_key(name, n, 0, *chunk)] = contributions[_key(n, *block)]
             continue
         for n, batch in enumerate(batch_chunks):
             parts, placements = [], []
@@ -417,10 +426,10 @@ def _sum_layer(
                     low, high = max(w[0], begin), min(w[1], end)
                     source.append(slice(low - w[0], high - w[0]))
                     target.append(slice(low - begin, high - begin))
-                parts.append(contributions[(n, *block)])
+                parts.append(contributions[_key(n, *block)])
                 placements.append(((*everything, *source), (*everything, *target)))
             shape = (batch, channels, *(end - begin for begin, end in ranges))
-            layer[(name, n, 0, *chunk)] = (_add_up, parts, placements, shape, dtype, bias_key)
+            layer[_key(name, n, 0, *chunk)] = (_add_up, parts, placements, shape, dtype, bias_key)
     return layer, exact
 
 
@@ -446,7 +455,7 @@ def _forward(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Ar
         # Each chunk of the output from the window of the input its outputs read.
         plan = _Plan(
             geometry,
-            [_split(b, lambda v, d=d: geometry.y_split(d, v)) for d, b in enumerate(in_bounds)],
+            [_split(b, partial(geometry.y_split, d)) for d, b in enumerate(in_bounds)],
         )
         layer = {**weight_layer, **bias_layer}
         halos = _Halos(f"{op}-halo-{token}", x.name)
@@ -454,7 +463,7 @@ def _forward(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Ar
             window = plan.window(block)
             read = _read(x.name, n, in_bounds, window, halos)
             parts, placements = read if read is not None else (None, None)
-            layer[(name, n, 0, *block)] = (
+            layer[_key(name, n, 0, *block)] = (
                 _forward_task, parts, placements, _window_shape(window), weight_key, bias_key,
                 spec, plan.pads(block), (batch_chunks[n], channels, *plan.y_shape(block)),
             )  # fmt: skip
@@ -464,9 +473,7 @@ def _forward(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Ar
         # Each input chunk's contribution to its window of the output, then each chunk of the
         # output as the sum of the contributions that reach it.
         plan = _Plan(geometry, in_bounds)
-        x_bounds = [
-            _split(b, lambda v, d=d: geometry.x_split(d, v)) for d, b in enumerate(in_bounds)
-        ]
+        x_bounds = [_split(b, partial(geometry.x_split, d)) for d, b in enumerate(in_bounds)]
         part_name = f"{op}-part-{token}"
         contributions = {
             (n, *block): (part_name, n, 0, *block)
@@ -477,15 +484,14 @@ def _forward(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Ar
             name, contributions, plan, x_bounds, batch_chunks, channels, dtype, bias_key
         )
         whole = [((slice(None),) * (dims + 2),) * 2]
-        parts = dict(weight_layer)
-        parts.update(bias_layer)
-        for n, *block in contributions:
-            block = tuple(block)
-            parts[(part_name, n, 0, *block)] = (
+        part_layer = {**weight_layer, **bias_layer}
+        for n, *rest in contributions:
+            block = tuple(rest)
+            part_layer[_key(part_name, n, 0, *block)] = (
                 _forward_task, [(x.name, n, 0, *block)], whole, plan.y_shape(block), weight_key,
                 bias_key if block in exact else None, spec, plan.pads(block), None,
             )  # fmt: skip
-        graph = _graph([x], [(part_name, parts, {x.name}), (name, layer, {part_name})])
+        graph = _graph([x], [(part_name, part_layer, {x.name}), (name, layer, {part_name})])
         chunks = (batch_chunks, (channels,), *_chunks(x_bounds))
     result = _array(graph, name, chunks, dtype)
     return result[0] if unbatched else result
@@ -554,7 +560,7 @@ def _backward(
         y_args = ([(y_array.name, n, 0, *block)], whole, plan.y_shape(block))
         y_shape = (batch_chunks[n], y_array.shape[1], *plan.y_shape(block))
         grad_args, input_args = (x_args, y_args) if transposed else (y_args, x_args)
-        tasks[(results, n, 0, *block)] = (
+        tasks[_key(results, n, 0, *block)] = (
             _backward_task, *grad_args, *input_args, weight_key, spec, plan.pads(block),
             need_chunk, y_shape,
         )  # fmt: skip
@@ -647,7 +653,7 @@ def backward(model: Any, loss_fn: Any, input: Any, target: Any, *, split_every: 
     model_layer = {model_key: model, f"{model_key}-loss": loss_fn}
     token = tokenize(model_key, x.name, t.name, split_every)
     results = f"convt-gradients-{token}"
-    tasks = dict(model_layer)
+    tasks: dict[Any, Any] = dict(model_layer)
     keys = []
     batch = x.shape[0]
     zeros_x, zeros_t = (0,) * (x.ndim - 1), (0,) * (t.ndim - 1)
