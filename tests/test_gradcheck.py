@@ -181,3 +181,29 @@ def test_gradcheck_argument_errors():
         convt.gradcheck(nn.ReLU(), (np.ones(3),), stride=2)
     with pytest.raises(ValueError, match=r"a Module takes inputs=\(x,\), got 2 inputs"):
         convt.gradcheck(nn.ReLU(), (np.ones(3), np.ones(3)))
+
+
+@pytest.mark.parametrize("eps", [0, -1e-6, float("nan"), float("inf")])
+def test_a_step_that_cannot_difference_is_refused(eps):
+    x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+    with pytest.raises(ValueError, match=rf"gradcheck: eps must be a finite number > 0, got {eps}"):
+        convt.gradcheck(F.conv1d, (x, w), eps=eps)
+    with pytest.raises(ValueError, match=rf"jacobian: eps must be a finite number > 0, got {eps}"):
+        convt.jacobian(np.tanh, x, eps=eps)
+
+
+@pytest.mark.parametrize("name", ["atol", "rtol"])
+@pytest.mark.parametrize("value", [-1e-3, float("nan"), float("inf")])
+def test_a_tolerance_that_passes_or_fails_everything_is_refused(name, value):
+    x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+    with pytest.raises(ValueError, match=rf"gradcheck: {name} must be a finite number >= 0"):
+        convt.gradcheck(F.conv1d, (x, w), **{name: value})
+
+
+def test_tolerances_are_numbers():
+    x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+    with pytest.raises(TypeError, match=r"gradcheck: rtol must be a real number, got str"):
+        convt.gradcheck(F.conv1d, (x, w), rtol="1e-3")
+    with pytest.raises(TypeError, match=r"gradcheck: eps must be a real number, got bool"):
+        convt.gradcheck(F.conv1d, (x, w), eps=True)
+    assert convt.gradcheck(F.conv1d, (x, w), eps=np.float64(1e-6), atol=np.float32(1e-5), rtol=0)

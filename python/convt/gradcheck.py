@@ -123,6 +123,8 @@ def gradcheck(
     >>> bool(convt.gradcheck(convt.functional.conv_transpose2d, (x, w), stride=2))
     True
     """
+    eps = _step("gradcheck", eps)
+    atol, rtol = (_tolerance(name, value) for name, value in (("atol", atol), ("rtol", rtol)))
     inputs = (inputs,) if not isinstance(inputs, (tuple, list)) else tuple(inputs)
     rng = nn.default_generator() if generator is None else np.random.default_rng(generator)
     if isinstance(fn, nn.Module):
@@ -156,6 +158,7 @@ def jacobian(fn: Callable[[np.ndarray], Any], x: Any, eps: float = 1e-6) -> np.n
     >>> J.shape, np.round(J[0, 0, 0, 0, 0, 0], 6).tolist()
     ((1, 1, 2, 2, 1, 1, 3, 3), [[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 0.0]])
     """
+    eps = _step("jacobian", eps)
     x = np.array(x, np.float64, order="C")
     y = np.asarray(fn(x))
     result = np.empty(y.shape + x.shape)
@@ -169,6 +172,27 @@ def jacobian(fn: Callable[[np.ndarray], Any], x: Any, eps: float = 1e-6) -> np.n
         flat[i] = original
         columns[:, i] = (plus - minus) / (2 * eps)
     return result
+
+
+def _real(where: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: {name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def _step(where: str, eps: Any) -> float:
+    # A zero, negative or non-finite step makes every difference quotient 0/0 or meaningless.
+    value = _real(where, "eps", eps)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{where}: eps must be a finite number > 0, got {eps!r}")
+    return value
+
+
+def _tolerance(name: str, value: Any) -> float:
+    number = _real("gradcheck", name, value)
+    if not (np.isfinite(number) and number >= 0):
+        raise ValueError(f"gradcheck: {name} must be a finite number >= 0, got {value!r}")
+    return number
 
 
 def _check_function(fn, inputs, backward, kwargs, eps, atol, rtol, rng) -> list[GradcheckResult]:
