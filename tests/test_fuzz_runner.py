@@ -54,3 +54,26 @@ def test_cases_are_the_same_in_every_process():
 
     assert make_case(11, 7) == make_case(11, 7)
     assert make_case(11, 7) != make_case(11, 8)
+
+
+def test_an_allocation_larger_than_the_machine_is_an_answer_and_other_memory_errors_are_not():
+    # A 16 TiB weight fails to allocate as NumPy's MemoryError, as PyTorch's would; a MemoryError
+    # that is not an allocation's is a finding.
+    script = """
+from unittest import mock
+from tests.fuzz.execute import Finding, run_case
+case = {"kind": "hostile", "function": "nn.Conv1d", "args": {},
+        "kwargs": {"in_channels": 2**40, "out_channels": 1, "kernel_size": 2}}
+print("calls", run_case(case))
+with mock.patch("convt.nn.Conv1d", side_effect=MemoryError("out of luck")):
+    try:
+        run_case(case)
+    except Finding as finding:
+        print("finding", finding.kind)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert run.stdout.split() == ["calls", "1", "finding", "unexpected", "MemoryError"], (
+        run.stdout + run.stderr
+    )

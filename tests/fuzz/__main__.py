@@ -31,7 +31,11 @@ from pathlib import Path
 from .cases import make_case
 
 # AddressSanitizer's reports of a size its allocator will not serve.
-REFUSED_ALLOCATION = ("allocator is trying to allocate", "exceeds maximum supported size")
+REFUSED_ALLOCATION = (
+    "allocator is trying to allocate",
+    "allocator is out of memory",
+    "exceeds maximum supported size",
+)
 
 
 def worker(seed: int, start: int, valid_share: float) -> None:

@@ -1,6 +1,7 @@
 """Runs one fuzz case (cases.py) against the installed convt and says what went wrong, if
 anything: a result unlike the plain-loop reference, an exception other than convt's own
-ValueError or TypeError, pybind11's signature dump, or a message with a wrapped-around number."""
+ValueError or TypeError (or a MemoryError from an allocation larger than the machine), pybind11's
+signature dump, or a message with a wrapped-around number."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from .. import reference
 from .cases import array_shapes, expand, output_size
 
 SIGNATURE_DUMP = "incompatible function arguments"
+# NumPy's and C++'s words for an allocation that failed.
+ALLOCATION_FAILED = ("Unable to allocate", "bad_alloc", "bad array new length")
 # A size that wrapped around 64 bits: below -2**62, where no sum of bounded arguments reaches.
 WRAPPED = re.compile(r"-\d{19,}")
 
@@ -298,6 +301,12 @@ def run_case(case) -> int:
         check_message(case, error)
         return 1
     except convt.GradcheckError:
+        return 1
+    except MemoryError as error:
+        # Arguments that ask for more memory than there is get what NumPy and PyTorch give them;
+        # any other MemoryError is a finding.
+        if not any(words in str(error) for words in ALLOCATION_FAILED):
+            raise Finding("unexpected MemoryError", f"{case['function']}: {error}") from error
         return 1
     except Finding:
         raise
