@@ -355,7 +355,7 @@ def test_load_state_dict_accepts_torch_tensors_that_require_grad():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: nn.Conv2d(1, 1, 3, padding_mode="reflect"), r"padding_mode must be 'zeros'"),
+        (lambda: nn.Conv2d(1, 1, 3, padding_mode="mirror"), r"padding_mode must be 'zeros', 're"),
         (lambda: nn.ConvTranspose2d(1, 1, 3, device="cuda"), r"device must be None or 'cpu'"),
         (lambda: nn.Conv2d(3, 4, 3, groups=2), r"in_channels \(3\) must be divisible by groups"),
         (lambda: nn.ConvTranspose1d(4, 3, 3, groups=2), r"out_channels \(3\) must be divisible"),

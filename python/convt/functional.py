@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from . import _core
 
 __all__ = [
+    "PADDING_MODES",
     "conv1d",
     "conv1d_backward",
     "conv2d",
@@ -34,10 +35,16 @@ __all__ = [
     "conv_transpose3d",
     "conv_transpose3d_backward",
     "floating_arrays",
+    "output_size",
+    "valid_output_sizes",
 ]
 
 IntOrTuple = int | Sequence[int]
-Padding = str | int | Sequence[int]
+Padding = str | int | Sequence[int] | Sequence[Sequence[int]]
+
+#: What padding may hold, as PyTorch's ``padding_mode``: zeros, the input mirrored about its edge
+#: (the edge not repeated), the edge repeated, or the input wrapped around.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 Gradients = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 
@@ -121,12 +128,36 @@ def _ints(op: str, name: str, value: IntOrTuple) -> tuple[int, ...]:
     return _in_range(op, name, tuple(int(v) for v in values))
 
 
-def _padding(op: str, padding: Padding) -> tuple[tuple[int, ...], str]:
+def _padding(op: str, padding: Padding) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """``(before, after, rule)``: ``after`` is empty for symmetric padding. Asymmetric padding
+    is one ``(before, after)`` pair per spatial dimension."""
     if isinstance(padding, str):
         if padding not in ("valid", "same"):
             raise ValueError(f"{op}: padding must be 'valid', 'same' or numbers, got {padding!r}")
-        return (0,), padding
-    return _ints(op, "padding", padding), "explicit"
+        return (0,), (), padding
+    if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list)) for p in padding):
+        if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding):
+            raise ValueError(
+                f"{op}: padding must be ints or one (before, after) pair per spatial dimension, "
+                f"got {padding!r}"
+            )
+        before = _ints(op, "padding", [p[0] for p in padding])
+        after = _ints(op, "padding", [p[1] for p in padding])
+        return before, after, "explicit"
+    return _ints(op, "padding", cast(IntOrTuple, padding)), (), "explicit"
+
+
+def _padding_mode(op: str, padding_mode: Any) -> str:
+    # The geometry checks the name too, and the amounts each mode allows; here the message can
+    # name the function.
+    if not isinstance(padding_mode, str):
+        raise TypeError(f"{op}: padding_mode must be a str, got {padding_mode!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"{op}: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got "
+            f"{padding_mode!r}"
+        )
+    return padding_mode
 
 
 # Geometries of recent calls: a layer calls with the same shapes again and again, and building
@@ -144,9 +175,9 @@ def _geometry(build, *key):
     return geometry
 
 
-def _conv_geometry(dims, input, weight, stride, padding, dilation, groups):
+def _conv_geometry(dims, input, weight, stride, padding, dilation, groups, padding_mode="zeros"):
     op = f"conv{dims}d"
-    pad, mode = _padding(op, padding)
+    before, after, rule = _padding(op, padding)
     return _geometry(
         _core.conv_geometry,
         "conv",
@@ -154,19 +185,29 @@ def _conv_geometry(dims, input, weight, stride, padding, dilation, groups):
         input.shape,
         weight.shape,
         _ints(op, "stride", stride),
-        pad,
-        (),
-        mode,
+        before,
+        after,
+        rule,
         _ints(op, "dilation", dilation),
         _group_count(op, groups),
+        _padding_mode(op, padding_mode),
     )
 
 
 def _conv_transpose_geometry(
-    dims, input, weight, stride, padding, output_padding, groups, dilation, output_size
+    dims,
+    input,
+    weight,
+    stride,
+    padding,
+    output_padding,
+    groups,
+    dilation,
+    output_size,
+    mode="zeros",
 ):
     op = f"conv_transpose{dims}d"
-    pad, mode = _padding(op, padding)
+    before, after, rule = _padding(op, padding)
     return _geometry(
         _core.conv_transpose_geometry,
         "conv_transpose",
@@ -174,13 +215,14 @@ def _conv_transpose_geometry(
         input.shape,
         weight.shape,
         _ints(op, "stride", stride),
-        pad,
-        (),
-        mode,
+        before,
+        after,
+        rule,
         _ints(op, "output_padding", output_padding),
         _group_count(op, groups),
         _ints(op, "dilation", dilation),
         () if output_size is None else _ints(op, "output_size", output_size),
+        _padding_mode(op, mode),
     )
 
 
@@ -219,9 +261,22 @@ def _output_array(op: str, out: Any) -> Any:
 def _make_conv(dims: int):
     op = f"conv{dims}d"
 
-    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
+    def conv(
+        input,
+        weight,
+        bias=None,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        *,
+        padding_mode="zeros",
+        out=None,
+    ):
         input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
-        geometry = _conv_geometry(dims, input, weight, stride, padding, dilation, groups)
+        geometry = _conv_geometry(
+            dims, input, weight, stride, padding, dilation, groups, padding_mode
+        )
         return _core.forward(geometry, input, weight, bias, _output_array(op, out))
 
     def backward(
@@ -233,19 +288,26 @@ def _make_conv(dims: int):
         dilation=1,
         groups=1,
         *,
+        padding_mode="zeros",
         output_mask=(True, True, True),
         out=None,
     ) -> Gradients:
         grad_output, input, weight = floating_arrays(
             op, grad_output=grad_output, input=input, weight=weight
         )
-        geometry = _conv_geometry(dims, input, weight, stride, padding, dilation, groups)
+        geometry = _conv_geometry(
+            dims, input, weight, stride, padding, dilation, groups, padding_mode
+        )
         return _backward(op, geometry, grad_output, input, weight, output_mask, out)
 
     conv.__name__ = conv.__qualname__ = op
     conv.__doc__ = (
         f"{dims}-D convolution (cross-correlation), as ``torch.nn.functional.{op}``.\n\n"
-        "``padding`` is an int, a tuple, 'valid' or 'same'; ``out`` receives the result."
+        "``padding`` is an int, a tuple, one ``(before, after)`` pair per spatial dimension, "
+        "'valid' or 'same' (TensorFlow's rule at any stride: output ``ceil(input / stride)``, "
+        "the odd element after); ``padding_mode`` is what the padding holds, 'zeros', "
+        "'reflect', 'replicate' or 'circular' (PyTorch's ``Conv*d`` modes); ``out`` receives "
+        "the result."
     )
     backward.__name__ = backward.__qualname__ = f"{op}_backward"
     backward.__doc__ = (
@@ -270,11 +332,21 @@ def _make_conv_transpose(dims: int):
         dilation=1,
         *,
         output_size=None,
+        padding_mode="zeros",
         out=None,
     ):
         input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
         geometry = _conv_transpose_geometry(
-            dims, input, weight, stride, padding, output_padding, groups, dilation, output_size
+            dims,
+            input,
+            weight,
+            stride,
+            padding,
+            output_padding,
+            groups,
+            dilation,
+            output_size,
+            padding_mode,
         )
         return _core.forward(geometry, input, weight, bias, _output_array(op, out))
 
@@ -289,6 +361,7 @@ def _make_conv_transpose(dims: int):
         dilation=1,
         *,
         output_size=None,
+        padding_mode="zeros",
         output_mask=(True, True, True),
         out=None,
     ) -> Gradients:
@@ -296,16 +369,30 @@ def _make_conv_transpose(dims: int):
             op, grad_output=grad_output, input=input, weight=weight
         )
         geometry = _conv_transpose_geometry(
-            dims, input, weight, stride, padding, output_padding, groups, dilation, output_size
+            dims,
+            input,
+            weight,
+            stride,
+            padding,
+            output_padding,
+            groups,
+            dilation,
+            output_size,
+            padding_mode,
         )
         return _backward(op, geometry, grad_output, input, weight, output_mask, out)
 
     conv_transpose.__name__ = conv_transpose.__qualname__ = op
     conv_transpose.__doc__ = (
         f"{dims}-D transposed convolution, as ``torch.nn.functional.{op}``.\n\n"
-        "It is the gradient of the convolution with the same arguments for its input. "
-        "``output_size`` picks ``output_padding`` as ``torch.nn.ConvTranspose{dims}d.forward`` "
-        "does; ``out`` receives the result."
+        "It is the gradient of the convolution with the same arguments for its input, and so "
+        "its adjoint, for every ``padding_mode``: with 'reflect', 'replicate' or 'circular' it "
+        "scatters into the padded output and folds the padding ring back onto the elements it "
+        "stands for. ``padding`` takes pairs and 'same' as the convolution's (with 'same' the "
+        "output is ``input * stride`` unless ``output_size`` picks a smaller one). "
+        f"``output_size`` picks ``output_padding`` as ``torch.nn.ConvTranspose{dims}d.forward`` "
+        "does (:func:`valid_output_sizes` gives the sizes it accepts); ``out`` receives the "
+        "result."
     )
     backward.__name__ = backward.__qualname__ = f"{op}_backward"
     backward.__doc__ = (
@@ -323,3 +410,117 @@ conv3d, conv3d_backward = _make_conv(3)
 conv_transpose1d, conv_transpose1d_backward = _make_conv_transpose(1)
 conv_transpose2d, conv_transpose2d_backward = _make_conv_transpose(2)
 conv_transpose3d, conv_transpose3d_backward = _make_conv_transpose(3)
+
+
+# ---- sizes, from the geometry the functions above would build ----
+
+
+def _size_arguments(op: str, input_size: IntOrTuple, kernel_size: IntOrTuple):
+    """``(dims, scalar, sizes, kernel)``: an int input size is one spatial dimension and gives
+    int answers; a tuple gives one answer per dimension."""
+    scalar = type(input_size) is int or (
+        isinstance(input_size, numbers.Integral) and not isinstance(input_size, bool)
+    )
+    sizes = _ints(op, "input_size", input_size)
+    dims = len(sizes)
+    if dims not in (1, 2, 3):
+        raise ValueError(f"{op}: input_size must have 1, 2 or 3 values, got {input_size!r}")
+    kernel = _ints(op, "kernel_size", kernel_size)
+    if len(kernel) == 1:
+        kernel *= dims
+    if len(kernel) != dims:
+        raise ValueError(
+            f"{op}: kernel_size must have 1 or {dims} values, like input_size, got {kernel_size!r}"
+        )
+    return dims, scalar, sizes, kernel
+
+
+def _size_geometry(
+    op, input_size, kernel_size, stride, padding, dilation, output_padding, transposed, mode
+):
+    dims, scalar, sizes, kernel = _size_arguments(op, input_size, kernel_size)
+    # One sample, one channel: the sizes do not depend on the rest, and the geometry checks the
+    # arguments as the layer would.
+    input, weight = np.empty((1, 1, *sizes), np.uint8), np.empty((1, 1, *kernel), np.uint8)
+    if transposed:
+        geometry = _conv_transpose_geometry(
+            dims, input, weight, stride, padding, output_padding, 1, dilation, None, mode
+        )
+    else:
+        if output_padding != 0:
+            raise ValueError(f"{op}: output_padding is for transposed convolutions only")
+        geometry = _conv_geometry(dims, input, weight, stride, padding, dilation, 1, mode)
+    return scalar, geometry
+
+
+def output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    *,
+    transposed: bool = False,
+    output_padding: IntOrTuple = 0,
+    padding_mode: str = "zeros",
+) -> int | tuple[int, ...]:
+    """The spatial output size of ``conv*d`` (or, with ``transposed=True``,
+    ``conv_transpose*d``) for an input of ``input_size``: an int for an int, a tuple for a
+    tuple. Arguments as the functions'; the geometry the function would build says the size,
+    and rejects what it would reject.
+
+    >>> from convt import functional as F
+    >>> F.output_size(24, 3, stride=2, padding=1), F.output_size((23, 24), 3, 2, 1)
+    (12, (12, 12))
+    >>> F.output_size(12, 3, 2, 1, transposed=True, output_padding=1)
+    24
+    >>> F.output_size(10, 3, stride=4, padding="same")
+    3
+    >>> F.output_size(3, 3, stride=4, padding="same", transposed=True)
+    12
+    """
+    op = "output_size"
+    scalar, geometry = _size_geometry(
+        op,
+        input_size,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        output_padding,
+        transposed,
+        padding_mode,
+    )
+    sizes = tuple(geometry.x_size if transposed else geometry.y_size)
+    return sizes[0] if scalar else sizes
+
+
+def valid_output_sizes(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+) -> range | tuple[range, ...]:
+    """The output sizes a transposed convolution of an input of ``input_size`` can give: the
+    ``range`` that ``output_size=`` accepts (a tuple of ranges for a tuple), which is every size
+    the convolution with the same arguments maps back to ``input_size``.
+
+    A stride-``s`` convolution maps ``s`` neighbouring sizes to one (23 and 24 both convolve to
+    12 with kernel 3, stride 2, padding 1), so its transpose must be told which to give back.
+
+    >>> from convt import functional as F
+    >>> F.valid_output_sizes(12, 3, stride=2, padding=1)
+    range(23, 25)
+    >>> F.valid_output_sizes((4, 5), 3, stride=(1, 3), padding="same")
+    (range(4, 5), range(13, 16))
+    """
+    op = "valid_output_sizes"
+    scalar, geometry = _size_geometry(
+        op, input_size, kernel_size, stride, padding, dilation, 0, True, "zeros"
+    )
+    ranges = tuple(
+        range(first, last + 1)
+        for first, last in zip(geometry.output_size_first, geometry.output_size_last, strict=True)
+    )
+    return ranges[0] if scalar else ranges

@@ -209,8 +209,11 @@ class _ConvNd(Module):
         generator: Any,
     ) -> None:
         name = type(self).__name__
-        if padding_mode != "zeros":
-            raise ValueError(f"{name}: padding_mode must be 'zeros', got {padding_mode!r}")
+        if padding_mode not in functional.PADDING_MODES:
+            raise ValueError(
+                f"{name}: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', "
+                f"got {padding_mode!r}"
+            )
         if device is not None and str(device) != "cpu":
             raise ValueError(f"{name}: device must be None or 'cpu', got {device!r}")
         dtype = np.dtype(np.float32 if dtype is None else dtype)
@@ -274,6 +277,7 @@ class _ConvNd(Module):
             "padding": self.padding,
             "dilation": self.dilation,
             "groups": self.groups,
+            "padding_mode": self.padding_mode,
         }
         if self.transposed:
             options["output_padding"] = self.output_padding
@@ -317,6 +321,8 @@ class _ConvNd(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         return s
 
 

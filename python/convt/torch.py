@@ -124,15 +124,24 @@ def _make_conv(dims: int) -> Callable[..., torch.Tensor]:
         padding: Any = 0,
         dilation: Any = 1,
         groups: int = 1,
+        *,
+        padding_mode: str = "zeros",
     ) -> torch.Tensor:
         _check_tensors(op, input=input, weight=weight, bias=bias)
-        options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        options = {
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "padding_mode": padding_mode,
+        }
         return _Convolution.apply(input, weight, bias, op, options)
 
     conv.__name__ = conv.__qualname__ = op
     conv.__doc__ = (
         f"``torch.nn.functional.{op}`` computed by convt, forward and backward (an autograd "
-        "Function).\n\n``padding`` is an int, a tuple, 'valid' or 'same'."
+        "Function).\n\n``padding`` is an int, a tuple, ``(before, after)`` pairs, 'valid' or "
+        "'same'; ``padding_mode`` is that of ``torch.nn.Conv*d``."
     )
     return conv
 
@@ -149,6 +158,8 @@ def _make_conv_transpose(dims: int) -> Callable[..., torch.Tensor]:
         output_padding: Any = 0,
         groups: int = 1,
         dilation: Any = 1,
+        *,
+        padding_mode: str = "zeros",
     ) -> torch.Tensor:
         _check_tensors(op, input=input, weight=weight, bias=bias)
         options = {
@@ -157,13 +168,16 @@ def _make_conv_transpose(dims: int) -> Callable[..., torch.Tensor]:
             "output_padding": output_padding,
             "groups": groups,
             "dilation": dilation,
+            "padding_mode": padding_mode,
         }
         return _Convolution.apply(input, weight, bias, op, options)
 
     conv_transpose.__name__ = conv_transpose.__qualname__ = op
     conv_transpose.__doc__ = (
         f"``torch.nn.functional.{op}`` computed by convt, forward and backward (an autograd "
-        "Function)."
+        "Function).\n\n``padding_mode`` may be 'reflect', 'replicate' or 'circular' too, which "
+        "PyTorch's transposed layers refuse: the result is the adjoint of the convolution with "
+        "that mode."
     )
     return conv_transpose
 
@@ -204,8 +218,7 @@ def from_torch(module: torch.nn.Module) -> nn.Module:
     Converts ``torch.nn.Conv1d/2d/3d``, ``ConvTranspose1d/2d/3d``, ``ReLU``, ``Tanh``,
     ``Sigmoid`` and (nested) ``Sequential`` s of them; float64 weights stay float64, any other
     floating dtype becomes float32. Anything else, subclasses included (their ``forward`` may
-    differ), raises TypeError naming the layer; ``padding_mode`` other than 'zeros' raises
-    ValueError.
+    differ), raises TypeError naming the layer. Every ``padding_mode`` converts.
 
     >>> import numpy as np, torch, convt.torch
     >>> model = torch.nn.Sequential(torch.nn.ConvTranspose2d(1, 2, 3, stride=2), torch.nn.ReLU())
@@ -230,11 +243,6 @@ def _from_torch(module: Any, where: str) -> nn.Module:
             f"from_torch: {where} is a {_type_name(kind)}, which convt cannot convert "
             f"(supported: torch.nn.{_SUPPORTED})"
         )
-    if module.padding_mode != "zeros":
-        raise ValueError(
-            f"from_torch: {where} ({kind.__name__}) has padding_mode={module.padding_mode!r}; "
-            "convt pads with zeros only"
-        )
     float64 = module.weight.dtype == torch.float64
     options = {
         "stride": module.stride,
@@ -242,6 +250,7 @@ def _from_torch(module: Any, where: str) -> nn.Module:
         "dilation": module.dilation,
         "groups": module.groups,
         "bias": module.bias is not None,
+        "padding_mode": module.padding_mode,
         "dtype": np.float64 if float64 else np.float32,
         # A generator of its own, so that the initial weights (overwritten below) are not drawn
         # from convt's default generator.
@@ -259,7 +268,9 @@ def _from_torch(module: Any, where: str) -> nn.Module:
 
 def to_torch(module: nn.Module) -> torch.nn.Module:
     """The PyTorch equivalent of a ``convt.nn`` layer (or ``Sequential``), with copies of its
-    weights: the reverse of :func:`from_torch`. Raises TypeError for any other module."""
+    weights: the reverse of :func:`from_torch`. Raises TypeError for any other module, and
+    ValueError for a transposed layer whose ``padding_mode`` is not 'zeros' (PyTorch's refuse
+    it; :func:`conv_transpose2d` and its kin compute it inside autograd)."""
     if type(module) is nn.Sequential:
         return torch.nn.Sequential(*(to_torch(child) for child in module))
     kind = type(module)
@@ -276,12 +287,18 @@ def to_torch(module: nn.Module) -> torch.nn.Module:
 
 
 def _conv_to_torch(module: Any, torch_kind: type[torch.nn.Module]) -> torch.nn.Module:
+    if module.transposed and module.padding_mode != "zeros":
+        raise ValueError(
+            f"to_torch: {type(module).__name__} has padding_mode={module.padding_mode!r}, which "
+            f"torch.nn.{torch_kind.__name__} does not support (only 'zeros')"
+        )
     options = {
         "stride": module.stride,
         "padding": module.padding,
         "dilation": module.dilation,
         "groups": module.groups,
         "bias": module.bias is not None,
+        "padding_mode": module.padding_mode,
         "dtype": torch.float64 if module.weight.dtype == np.float64 else torch.float32,
         # Allocated without initialisation (which would draw from torch's generator), then filled.
         "device": "meta",
