@@ -207,3 +207,51 @@ def test_tolerances_are_numbers():
     with pytest.raises(TypeError, match=r"gradcheck: eps must be a real number, got bool"):
         convt.gradcheck(F.conv1d, (x, w), eps=True)
     assert convt.gradcheck(F.conv1d, (x, w), eps=np.float64(1e-6), atol=np.float32(1e-5), rtol=0)
+
+
+def test_a_bound_on_evaluations_checks_a_sample_of_entries_and_says_so():
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((1, 2, 9, 9)), rng.standard_normal((3, 2, 3, 3)), np.ones(3)
+    report = convt.gradcheck(F.conv2d, (x, w, b), max_evaluations=40, generator=1)
+    assert report.passed
+    checked = {result.name: (result.checked, result.entries) for result in report.results}
+    assert checked["input"][1] == 162 and checked["weight"][1] == 54 and checked["bias"][1] == 3
+    assert sum(done for done, _ in checked.values()) <= 20
+    assert all(1 <= done < entries for done, entries in checked.values())
+    assert "of 162 entries, sampled" in str(report["input"])
+    # without a bound, every entry
+    full = convt.gradcheck(F.conv2d, (x, w, b))
+    assert all(result.checked == result.entries for result in full.results)
+    assert "sampled" not in str(full)
+
+
+def test_a_sampled_check_still_finds_a_wrong_gradient():
+    def backward(grad_output, input, weight):
+        grad_input, grad_weight, _ = F.conv1d_backward(grad_output, input, weight)
+        return grad_input * 1.01, grad_weight
+
+    x, w = np.random.default_rng(2).standard_normal((2, 1, 50)), np.ones((1, 1, 3))
+    report = convt.gradcheck(
+        F.conv1d, (x, w), backward=backward, max_evaluations=10, raise_exception=False
+    )
+    assert not report["input"].passed and report["weight"].passed
+    assert report["input"].checked < 100
+
+
+def test_progress_shows_the_entries_to_check_before_it_starts(capsys):
+    x, w = np.ones((1, 1, 6)), np.ones((1, 1, 2))
+    assert convt.gradcheck(F.conv1d, (x, w), progress=True, max_evaluations=8)
+    err = capsys.readouterr().err
+    assert "gradcheck" in err and "/4" in err, err
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (1, ValueError, r"max_evaluations must be at least 2 \(one entry\), got 1"),
+        (2.5, TypeError, r"max_evaluations must be an int or None, got float"),
+    ],
+)
+def test_max_evaluations_is_checked(value, error, message):
+    with pytest.raises(error, match=message):
+        convt.gradcheck(F.conv1d, (np.ones((1, 1, 4)), np.ones((1, 1, 2))), max_evaluations=value)

@@ -10,11 +10,13 @@ is ``torch.autograd.gradcheck``.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from . import functional, nn
 
@@ -48,6 +50,8 @@ class GradcheckResult:
     analytic: float | None = None
     numeric: float | None = None
     reason: str = ""
+    entries: int = 0
+    checked: int = 0
 
     def __str__(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
@@ -55,6 +59,8 @@ class GradcheckResult:
             f"{self.name}: max abs error {self.max_abs_error:.3g}, "
             f"max rel error {self.max_rel_error:.3g}  {verdict}"
         )
+        if self.checked < self.entries:
+            text += f" ({self.checked} of {self.entries} entries, sampled)"
         if self.reason:
             text += f" ({self.reason})"
         elif not self.passed:
@@ -101,6 +107,8 @@ def gradcheck(
     raise_exception: bool = True,
     backward: Callable[..., Sequence[Any]] | None = None,
     generator: Any = None,
+    max_evaluations: int | None = None,
+    progress: bool = False,
     **kwargs: Any,
 ) -> GradcheckReport:
     """Checks the analytic gradients of ``fn`` against central differences, as
@@ -114,6 +122,12 @@ def gradcheck(
     input. Arguments are copied to float64; ``dy`` comes from ``generator`` (a NumPy Generator or
     seed; default :func:`convt.nn.default_generator`).
 
+    Each checked entry costs two evaluations of ``fn``. With ``max_evaluations``, an input whose
+    entries would need more is checked on a random sample of them (drawn from ``generator``,
+    shared among the arguments by size, at least one entry each), and each result says how many
+    it checked. ``progress=True`` shows a progress bar on stderr whose total, known before the
+    first evaluation, is the number of entries to check.
+
     Returns the report; on a mismatch raises :class:`GradcheckError` (an AssertionError) naming
     the argument and the worst element, or, with ``raise_exception=False``, returns the falsy
     report.
@@ -125,15 +139,29 @@ def gradcheck(
     """
     eps = _step("gradcheck", eps)
     atol, rtol = (_tolerance(name, value) for name, value in (("atol", atol), ("rtol", rtol)))
+    if max_evaluations is not None:
+        if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer)):
+            raise TypeError(
+                f"gradcheck: max_evaluations must be an int or None, got "
+                f"{type(max_evaluations).__name__}"
+            )
+        if max_evaluations < 2:
+            raise ValueError(
+                f"gradcheck: max_evaluations must be at least 2 (one entry), got {max_evaluations}"
+            )
     inputs = (inputs,) if not isinstance(inputs, (tuple, list)) else tuple(inputs)
     rng = nn.default_generator() if generator is None else np.random.default_rng(generator)
+    check = _Check(eps, atol, rtol, rng, max_evaluations, progress)
     if isinstance(fn, nn.Module):
         if kwargs or backward is not None:
             raise TypeError("gradcheck: a Module takes no keyword arguments or backward=")
-        name, results = type(fn).__name__, _check_module(fn, inputs, eps, atol, rtol, rng)
+        name = type(fn).__name__
+        with check:
+            results = _check_module(fn, inputs, check)
     else:
         name = getattr(fn, "__name__", repr(fn))
-        results = _check_function(fn, inputs, backward, kwargs, eps, atol, rtol, rng)
+        with check:
+            results = _check_function(fn, inputs, backward, kwargs, check)
     report = GradcheckReport(name, tuple(results))
     if not report and raise_exception:
         failed = next(result for result in report.results if not result.passed)
@@ -195,7 +223,7 @@ def _tolerance(name: str, value: Any) -> float:
     return number
 
 
-def _check_function(fn, inputs, backward, kwargs, eps, atol, rtol, rng) -> list[GradcheckResult]:
+def _check_function(fn, inputs, backward, kwargs, check: _Check) -> list[GradcheckResult]:
     if backward is None:
         if fn not in _BACKWARD:
             raise TypeError(
@@ -206,17 +234,19 @@ def _check_function(fn, inputs, backward, kwargs, eps, atol, rtol, rng) -> list[
     else:
         names = _argument_names(fn, len(inputs))
     arrays = [None if value is None else np.array(value, np.float64, order="C") for value in inputs]
-    grad_output = rng.standard_normal(np.shape(fn(*arrays, **kwargs)))
+    grad_output = check.rng.standard_normal(np.shape(fn(*arrays, **kwargs)))
     analytic = list(backward(grad_output, *arrays, **kwargs))
 
     def loss() -> float:
         return float(np.vdot(fn(*arrays, **kwargs), grad_output))
 
-    return [
-        _compare(name, analytic[i] if i < len(analytic) else None, array, loss, eps, atol, rtol)
+    checked = [
+        (name, analytic[i] if i < len(analytic) else None, array)
         for i, (name, array) in enumerate(zip(names, arrays, strict=False))
         if array is not None
     ]
+    check.plan([array.size for _, _, array in checked])
+    return [check.compare(name, grad, array, loss) for name, grad, array in checked]
 
 
 def _functional_backward(function_backward):
@@ -236,7 +266,7 @@ def _argument_names(fn, count: int) -> list[str]:
     return [names[i] if i < len(names) else f"inputs[{i}]" for i in range(count)]
 
 
-def _check_module(module, inputs, eps, atol, rtol, rng) -> list[GradcheckResult]:
+def _check_module(module, inputs, check: _Check) -> list[GradcheckResult]:
     if len(inputs) != 1:
         raise ValueError(f"gradcheck: a Module takes inputs=(x,), got {len(inputs)} inputs")
     x = np.array(inputs[0], np.float64, order="C")
@@ -246,7 +276,7 @@ def _check_module(module, inputs, eps, atol, rtol, rng) -> list[GradcheckResult]
         for _, parameter in named:
             parameter.data = np.array(parameter.data, np.float64, order="C")
             parameter.grad = np.zeros_like(parameter.data)
-        grad_output = rng.standard_normal(np.shape(module(x)))
+        grad_output = check.rng.standard_normal(np.shape(module(x)))
         analytic = [module.backward(grad_output)] + [parameter.grad for _, parameter in named]
 
         def loss() -> float:
@@ -254,8 +284,9 @@ def _check_module(module, inputs, eps, atol, rtol, rng) -> list[GradcheckResult]
 
         arrays = [x] + [parameter.data for _, parameter in named]
         names = ["input"] + [name for name, _ in named]
+        check.plan([array.size for array in arrays])
         return [
-            _compare(name, grad, array, loss, eps, atol, rtol)
+            check.compare(name, grad, array, loss)
             for name, grad, array in zip(names, analytic, arrays, strict=True)
         ]
     finally:
@@ -263,36 +294,83 @@ def _check_module(module, inputs, eps, atol, rtol, rng) -> list[GradcheckResult]
             parameter.data, parameter.grad = data, grad
 
 
-def _compare(name, analytic, array, loss, eps, atol, rtol) -> GradcheckResult:
-    numeric = np.empty(array.shape)
-    flat, column = array.reshape(-1), numeric.reshape(-1)
-    for i in range(flat.size):
-        original = flat[i]
-        flat[i] = original + eps
-        plus = loss()
-        flat[i] = original - eps
-        minus = loss()
-        flat[i] = original
-        column[i] = (plus - minus) / (2 * eps)
-    if analytic is None or np.shape(analytic) != numeric.shape:
-        got = "none" if analytic is None else f"shape {np.shape(analytic)}"
-        reason = f"analytic gradient has {got}, expected shape {numeric.shape}"
-        return GradcheckResult(name, False, float("inf"), float("inf"), reason=reason)
-    analytic = np.asarray(analytic, dtype=np.float64)
-    error = np.abs(analytic - numeric)
-    if error.size == 0:
-        return GradcheckResult(name, True, 0.0, 0.0)
-    excess = error - (atol + rtol * np.abs(numeric))
-    passed = bool(np.all(excess <= 0))
-    worst = np.unravel_index(int(np.argmax(excess)), error.shape)
-    max_abs, scale = float(np.max(error)), float(np.max(np.abs(numeric)))
-    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    return GradcheckResult(
-        name,
-        passed,
-        max_abs,
-        max_rel,
-        tuple(int(i) for i in worst),
-        float(analytic[worst]),
-        float(numeric[worst]),
-    )
+class _Check:
+    """One gradcheck's settings, its choice of entries under ``max_evaluations`` and its progress
+    bar."""
+
+    def __init__(self, eps, atol, rtol, rng, max_evaluations, progress) -> None:
+        self.eps, self.atol, self.rtol, self.rng = eps, atol, rtol, rng
+        self.max_evaluations, self.progress = max_evaluations, progress
+        self.quotas: list[int] = []
+        self.bar: Any = None
+
+    def __enter__(self) -> _Check:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def plan(self, sizes: Sequence[int]) -> None:
+        """How many entries of each argument to check: all of them, or within the budget a
+        share proportional to the argument's size (at least one entry of each non-empty one)."""
+        total = sum(sizes)
+        budget = total if self.max_evaluations is None else self.max_evaluations // 2
+        if total <= budget:
+            self.quotas = list(sizes)
+        else:
+            self.quotas = [min(size, max(1, size * budget // total)) for size in sizes]
+        self.bar = tqdm(
+            total=sum(self.quotas),
+            desc="gradcheck",
+            unit="entry",
+            file=sys.stderr,
+            disable=not self.progress,
+        )
+
+    def entries(self, size: int) -> np.ndarray:
+        quota = self.quotas.pop(0)
+        if quota >= size:
+            return np.arange(size)
+        return np.sort(self.rng.choice(size, size=quota, replace=False))
+
+    def compare(self, name, analytic, array, loss) -> GradcheckResult:
+        numeric = np.full(array.shape, np.nan)
+        flat, column = array.reshape(-1), numeric.reshape(-1)
+        entries = self.entries(flat.size)
+        eps = self.eps
+        for i in entries:
+            original = flat[i]
+            flat[i] = original + eps
+            plus = loss()
+            flat[i] = original - eps
+            minus = loss()
+            flat[i] = original
+            column[i] = (plus - minus) / (2 * eps)
+            self.bar.update(1)
+        counts = {"entries": int(flat.size), "checked": len(entries)}
+        if analytic is None or np.shape(analytic) != numeric.shape:
+            got = "none" if analytic is None else f"shape {np.shape(analytic)}"
+            reason = f"analytic gradient has {got}, expected shape {numeric.shape}"
+            inf = float("inf")
+            return GradcheckResult(name, False, inf, inf, reason=reason, **counts)
+        analytic = np.asarray(analytic, dtype=np.float64)
+        if len(entries) == 0:
+            return GradcheckResult(name, True, 0.0, 0.0, **counts)
+        picked = np.unravel_index(entries, numeric.shape)
+        error = np.abs(analytic[picked] - numeric[picked])
+        excess = error - (self.atol + self.rtol * np.abs(numeric[picked]))
+        passed = bool(np.all(excess <= 0))
+        worst = tuple(int(axis[int(np.argmax(excess))]) for axis in picked)
+        max_abs, scale = float(np.max(error)), float(np.max(np.abs(numeric[picked])))
+        max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+        return GradcheckResult(
+            name,
+            passed,
+            max_abs,
+            max_rel,
+            worst,
+            float(analytic[worst]),
+            float(numeric[worst]),
+            **counts,
+        )
