@@ -348,15 +348,17 @@ class _Check:
             flat[i] = original
             column[i] = (plus - minus) / (2 * eps)
             self.bar.update(1)
-        counts = {"entries": int(flat.size), "checked": len(entries)}
+        size, checked = int(flat.size), len(entries)
         if analytic is None or np.shape(analytic) != numeric.shape:
             got = "none" if analytic is None else f"shape {np.shape(analytic)}"
             reason = f"analytic gradient has {got}, expected shape {numeric.shape}"
             inf = float("inf")
-            return GradcheckResult(name, False, inf, inf, reason=reason, **counts)
+            return GradcheckResult(
+                name, False, inf, inf, reason=reason, entries=size, checked=checked
+            )
         analytic = np.asarray(analytic, dtype=np.float64)
         if len(entries) == 0:
-            return GradcheckResult(name, True, 0.0, 0.0, **counts)
+            return GradcheckResult(name, True, 0.0, 0.0, entries=size, checked=checked)
         picked = np.unravel_index(entries, numeric.shape)
         error = np.abs(analytic[picked] - numeric[picked])
         excess = error - (self.atol + self.rtol * np.abs(numeric[picked]))
@@ -372,5 +374,6 @@ class _Check:
             worst,
             float(analytic[worst]),
             float(numeric[worst]),
-            **counts,
+            entries=size,
+            checked=checked,
         )
