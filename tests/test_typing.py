@@ -2,8 +2,8 @@
 ``mypy python/convt`` passes (when mypy is installed; it is in the dev extra).
 
 The stub is compared with the extension by names and argument names (read from the signatures
-pybind11 writes into docstrings), so that a binding added, removed or renamed in src/bindings.cpp or src/seed_bindings.cpp
-fails here until the stub follows.
+pybind11 writes into docstrings), so that a binding added, removed or renamed in src/*.cpp fails
+here until the stub follows.
 """
 
 import ast
