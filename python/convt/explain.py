@@ -48,7 +48,8 @@ _MARK = {ZERO: "0", PAD: ".", EXTRA: "+"}
 @dataclass(frozen=True)
 class Axis:
     """One spatial dimension of the transposed convolution: input size ``I``, kernel ``k``,
-    stride ``s``, padding ``p``, output_padding ``op`` and dilation ``d``."""
+    stride ``s``, padding ``p`` (before; ``q`` after, ``p`` when None), output_padding ``op``,
+    dilation ``d``, and what the padding holds (``mode``, PyTorch's padding_mode)."""
 
     I: int  # noqa: E741 (the formulas' name)
     k: int
@@ -56,6 +57,27 @@ class Axis:
     p: int
     op: int
     d: int
+    q: int | None = None
+    mode: str = "zeros"
+
+    @property
+    def after_padding(self) -> int:
+        return self.p if self.q is None else self.q
+
+    @property
+    def symmetric(self) -> bool:
+        return self.after_padding == self.p
+
+    @property
+    def folds(self) -> bool:
+        """Whether the padding holds values: the layer computes the padded output and folds
+        its ring back instead of cropping it."""
+        return self.mode != "zeros" and self.p + self.after_padding > 0
+
+    @property
+    def cropped(self) -> tuple[int, int]:
+        """How much of the scatter result padding crops before and after."""
+        return (0, 0) if self.folds else (self.p, self.after_padding)
 
     @property
     def reach(self) -> int:
@@ -64,8 +86,8 @@ class Axis:
 
     @property
     def output(self) -> int:
-        """``O = (I-1)*s - 2p + d*(k-1) + op + 1``."""
-        return (self.I - 1) * self.s - 2 * self.p + self.reach + self.op + 1
+        """``O = (I-1)*s - p_before - p_after + d*(k-1) + op + 1``."""
+        return (self.I - 1) * self.s - self.p - self.after_padding + self.reach + self.op + 1
 
     @property
     def inserted(self) -> int:
@@ -74,9 +96,9 @@ class Axis:
 
     @property
     def pad(self) -> int:
-        """Zeros added on each side of the zero-inserted input, ``d*(k-1) - p``; negative means
-        that many are cropped instead."""
-        return self.reach - self.p
+        """Zeros added before the zero-inserted input, ``d*(k-1) - p``; negative means that many
+        are cropped instead."""
+        return self.reach - self.cropped[0]
 
     @property
     def before(self) -> int:
@@ -84,13 +106,19 @@ class Axis:
 
     @property
     def after(self) -> int:
-        """Zeros added at the end: ``d*(k-1) - p + output_padding`` (negative: cropped)."""
-        return self.pad + self.op
+        """Zeros added at the end: ``d*(k-1) - p_after + output_padding`` (negative: cropped)."""
+        return self.reach - self.cropped[1] + self.op
 
     @property
     def grid(self) -> int:
         """Length of the zero-inserted, padded (or cropped) input."""
         return self.inserted + self.before + self.after
+
+    @property
+    def computed(self) -> int:
+        """Length of what the valid convolution of the grid computes: the output, or with a
+        mode the output with its padding ring around it."""
+        return self.grid - self.reach
 
     @property
     def full(self) -> int:
@@ -104,15 +132,36 @@ class Axis:
             return PAD, -1
         if u < self.inserted:
             return (INPUT, u // self.s) if u % self.s == 0 else (ZERO, -1)
-        return (PAD, -1) if u - self.inserted < max(self.pad, 0) else (EXTRA, -1)
+        end = self.reach - self.cropped[1]
+        return (PAD, -1) if u - self.inserted < max(end, 0) else (EXTRA, -1)
+
+    def source(self, u: int) -> int:
+        """The output element that computed position ``u`` is (or, in the ring, is added to):
+        PyTorch's padding_mode rules, the ring reaching at most once around."""
+        if not self.folds:
+            return u
+        i, n = u - self.p, self.output
+        if 0 <= i < n:
+            return i
+        if self.mode == "circular":
+            return i % n
+        if self.mode == "reflect":
+            return -i if i < 0 else 2 * (n - 1) - i
+        return 0 if i < 0 else n - 1  # replicate
+
+    def folded_from(self, o: int) -> list[int]:
+        """The computed positions that end up in output ``o``: itself, and ring positions."""
+        return [u for u in range(self.computed) if self.source(u) == o]
 
     def contributions(self, o: int) -> list[tuple[int, int]]:
-        """The ``(input index i, tap a)`` pairs with ``o = i*s + a*d - p``."""
+        """The ``(input index i, tap a)`` pairs whose product lands on output ``o``: ``u =
+        i*s + a*d - p`` for ``u = o``, or with a mode every ``u`` folded onto ``o``."""
         pairs = []
-        for a in range(self.k):
-            t = o + self.p - a * self.d
-            if t % self.s == 0 and 0 <= t // self.s < self.I:
-                pairs.append((t // self.s, a))
+        for u in self.folded_from(o):
+            for a in range(self.k):
+                t = u + self.cropped[0] - a * self.d
+                if t % self.s == 0 and 0 <= t // self.s < self.I:
+                    pairs.append((t // self.s, a))
         return sorted(pairs)
 
     def phase_taps(self) -> list[int]:
@@ -123,6 +172,10 @@ class Axis:
         """The range of sizes a convolution with these arguments maps to ``I``."""
         smallest = self.output - self.op
         return smallest, smallest + self.s - 1
+
+    def padding_text(self) -> str:
+        """``2*p``, or ``p_before - p_after`` as the output formula subtracts them."""
+        return f"2*{self.p}" if self.symmetric else f"{self.p} - {self.after_padding}"
 
 
 def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
@@ -215,6 +268,7 @@ class Explanation:
     overlap: np.ndarray  # number of products summed into each output pixel
     results: dict[str, np.ndarray]  # the output by each formulation, and "reference"
     differences: dict[str, float] = field(default_factory=dict)
+    valid_sizes: tuple[range, ...] = ()  # the sizes output_size= accepts, per axis
 
     # ---- sizes and labels ----
 
@@ -296,19 +350,24 @@ class Explanation:
         """The explanation that ``python -m convt explain`` prints."""
         (ah, aw), (H, W), (OH, OW) = self.axes, self.input_size, self.output_size  # noqa: N806
         kh, kw = self.kernel_size
+        symmetric = all(axis.symmetric for axis in self.axes)
+        # PyTorch's transposed layers take neither asymmetric padding nor a padding_mode.
+        library = "torch" if symmetric and not self.folds else "convt"
+        pads = "2*p" if symmetric else "p_before - p_after"
         out = [
             f"Transposed convolution of a {H}x{W} input by a {kh}x{kw} kernel:",
-            f"torch.nn.ConvTranspose2d(1, 1, {self._arguments()})",
+            f"{library}.nn.ConvTranspose2d(1, 1, {self._arguments()})",
             "",
-            "1. Output size: O = (I - 1)*s - 2*p + d*(k - 1) + output_padding + 1",
+            f"1. Output size: O = (I - 1)*s - {pads} + d*(k - 1) + output_padding + 1",
         ]
         for axis, name in self._axes_named():
             out.append(
-                f"   {name}: ({axis.I} - 1)*{axis.s} - 2*{axis.p} + {axis.d}*({axis.k} - 1) "
-                f"+ {axis.op} + 1 = {axis.output}"
+                f"   {name}: ({axis.I} - 1)*{axis.s} - {axis.padding_text()} + "
+                f"{axis.d}*({axis.k} - 1) + {axis.op} + 1 = {axis.output}"
             )
         out.append(f"   output: {OH}x{OW}")
         out += self._output_padding_note()
+        out += self._valid_sizes_note()
 
         out += [
             "",
@@ -335,16 +394,20 @@ class Explanation:
         out.append(_side_by_side(self._kernel_cells(), self._flipped_cells()))
 
         r, c = self.example_pixel()
+        gr, gc = self.window_corner(r, c)
         sh, sw = ah.reach + 1, aw.reach + 1
         out += [
             "",
             "4. Each output is the flipped kernel times a window of the grid (valid convolution):",
-            f"   {self.output_label(r, c)} uses grid rows {r + 1}-{r + sh}, "
-            f"columns {c + 1}-{c + sw}",
+            f"   {self.output_label(r, c)} uses grid rows {gr + 1}-{gr + sh}, "
+            f"columns {gc + 1}-{gc + sw}"
+            + (", and the ring cells folded onto it (step 4b)" if self.folds else ""),
         ]
-        window = [[self.cell_text(r + i, c + j) for j in range(sw)] for i in range(sh)]
+        window = [[self.cell_text(gr + i, gc + j) for j in range(sw)] for i in range(sh)]
         out.append(_side_by_side(window, self._flipped_cells(), middle="*"))
         out.append(f"   {self.contribution_text(r, c)}")
+        if self.folds:
+            out += self._fold_lines()
 
         out += [
             "",
@@ -375,6 +438,82 @@ class Explanation:
         out.append(f"   max |difference| from y: {diffs}   {verdict}")
         return "\n".join(out)
 
+    @property
+    def folds(self) -> bool:
+        """Whether the padding holds values (a padding_mode other than zeros)."""
+        return any(axis.folds for axis in self.axes)
+
+    @property
+    def mode(self) -> str:
+        return self.axes[0].mode
+
+    def window_corner(self, r: int, c: int) -> tuple[int, int]:
+        """The grid cell where the window of output ``(r, c)`` starts: its computed position
+        (with a mode, inside the padding ring)."""
+        (ah, aw) = self.axes
+        return (r + (ah.p if ah.folds else 0), c + (aw.p if aw.folds else 0))
+
+    def ring_text(self, u: int, v: int) -> str:
+        """Computed cell ``(u, v)``: its output's label, in parentheses for a ring cell, which
+        is added onto that output."""
+        (ah, aw) = self.axes
+        label = self.output_label(ah.source(u), aw.source(v))
+        r, c = self.window_corner(0, 0)
+        inside = 0 <= u - r < ah.output and 0 <= v - c < aw.output
+        return label if inside else f"({label})"
+
+    def ring_kinds(self) -> list[list[str]]:
+        (ah, aw) = self.axes
+        return [
+            [INPUT if self.ring_text(u, v)[0] != "(" else PAD for v in range(aw.computed)]
+            for u in range(ah.computed)
+        ]
+
+    def _valid_sizes_note(self) -> list[str]:
+        sizes = self.valid_sizes
+        if self.axes[0] == self.axes[1]:
+            a = self.axes[0]
+            pad = str(a.p) if a.symmetric else f"(({a.p}, {a.after_padding}),)"
+            call = f"{a.I}, {a.k}, stride={a.s}, padding={pad}, dilation={a.d}"
+            shown = str(sizes[0])
+        else:
+            call = (
+                f"{self.input_size}, {self.kernel_size}, stride={self._value('s')}, "
+                f"padding={self._value('p')}, dilation={self._value('d')}"
+            )
+            shown = str(sizes)
+        return _wrap(
+            f"The sizes output_size= accepts: convt.functional.valid_output_sizes({call}) = "
+            f"{shown}."
+        )
+
+    def _fold_lines(self) -> list[str]:
+        (ah, aw) = self.axes
+        how = {
+            "circular": "wrapped around (the last rows onto the first, the first onto the last)",
+            "reflect": "mirrored about the edge (the edge itself not repeated)",
+            "replicate": "onto the edge row or column",
+        }[self.mode]
+        out = [
+            "",
+            f"4b. padding_mode='{self.mode}': the ring folds back",
+            *_wrap(
+                f"The valid convolution computes the output with its padding ring, "
+                f"{ah.computed}x{aw.computed}; each ring cell (in parentheses) is added onto the "
+                f"output it names, {how}. This is the adjoint of the convolution that reads "
+                "the ring from its input (PyTorch's Conv2d with this padding_mode)."
+            ),
+        ]
+        cells = [[self.ring_text(u, v) for v in range(aw.computed)] for u in range(ah.computed)]
+        out.append(_table(cells))
+        r, c = self.example_pixel()
+        folded = [f"({u + 1},{v + 1})" for u in ah.folded_from(r) for v in aw.folded_from(c)]
+        out.append(
+            f"   {self.output_label(r, c)} sums the computed cells at (row, column) "
+            + ", ".join(folded)
+        )
+        return out
+
     def _axes_named(self) -> list[tuple[Axis, str]]:
         """``[(axis, "rows and columns")]`` when both axes are alike, else one entry each."""
         if self.axes[0] == self.axes[1]:
@@ -382,6 +521,9 @@ class Explanation:
         return list(zip(self.axes, ("rows", "columns"), strict=True))
 
     def _value(self, name: str) -> str:
+        if name == "p" and not all(axis.symmetric for axis in self.axes):
+            pairs = [(axis.p, axis.after_padding) for axis in self.axes]
+            return f"({pairs[0]}, {pairs[1]})"
         a, b = (getattr(axis, name) for axis in self.axes)
         return str(a) if a == b else f"({a}, {b})"
 
@@ -397,6 +539,8 @@ class Explanation:
             for name, arg, default in names
             if self._value(name) != str(default) or arg == "stride"
         ]
+        if self.mode != "zeros":
+            parts.append(f"padding_mode='{self.mode}'")
         return ", ".join(parts)
 
     def _output_padding_note(self) -> list[str]:
@@ -421,12 +565,26 @@ class Explanation:
             if axis.s > 1 and axis.I > 1
             else f"{axis.I} (no zeros to insert)"
         )
+        end = f", output_padding {axis.op} more at the end" if axis.op else ""
+        if axis.folds:
+            pad = f"pad d*(k - 1) = {axis.d}*({axis.k} - 1) = {axis.reach} on each side"
+            return [
+                f"   {name}: {zeros};",
+                f"      {pad}{end} -> {axis.grid}",
+                f"      (padding_mode='{axis.mode}' crops nothing: its ring folds back, step 4b)",
+            ]
+        if not axis.symmetric:
+            after = axis.reach - axis.after_padding
+            pad = (
+                f"d*(k - 1) - p_before = {axis.pad} before, d*(k - 1) - p_after = {after} after"
+                " (negative: cropped)"
+            )
+            return [f"   {name}: {zeros};", f"      {pad}{end} -> {axis.grid}"]
         pad = f"d*(k - 1) - p = {axis.d}*({axis.k} - 1) - {axis.p} = {axis.pad}"
         if axis.pad >= 0:
             pad = f"pad {pad} on each side"
         else:
             pad = f"{pad} < 0: crop {-axis.pad} from each side instead"
-        end = f", output_padding {axis.op} more at the end" if axis.op else ""
         return [f"   {name}: {zeros};", f"      {pad}{end} -> {axis.grid}"]
 
     def _kernel_cells(self) -> list[list[str]]:
@@ -477,16 +635,29 @@ class Explanation:
         (ah, aw), (oh, ow) = self.axes, self.output_size
         dilated = (ah.d, aw.d) != (1, 1)
         kernel = "w_dilated" if dilated else "w"
-        past = ah.p + oh > ah.full or aw.p + ow > aw.full
+        (rb, _), (cb, _) = ah.cropped, aw.cropped
+        ch, cw = ah.computed, aw.computed
+        past = rb + ch > ah.full or cb + cw > aw.full
+        fold = (
+            [
+                "         then fold the ring: convt.functional.conv_transpose2d(that, ones 1x1, "
+                f"padding={self._value('p')},",
+                f"         padding_mode='{self.mode}'), the adjoint of padding a copy with it",
+            ]
+            if self.folds
+            else []
+        )
         lines = [
             "   (i)   scatter: each x[i, j] adds x[i, j] * w to the output block at "
             "(i*s - p, j*s - p)",
             f"         convt.convolute_full(x, {kernel}, strides=({ah.s}, {aw.s})) is "
             f"{ah.full}x{aw.full};",
-            f"         keep rows {ah.p + 1}-{ah.p + oh}, columns {aw.p + 1}-{aw.p + ow}"
+            f"         keep rows {rb + 1}-{rb + ch}, columns {cb + 1}-{cb + cw}"
             + (" (zeros past its end)" if past else ""),
+            *fold,
             "   (ii)  zero insertion, padding, then a valid convolution with the flipped kernel:",
             f"         convt.convolute(grid, convt.rotate_180({kernel})), grid of step 2",
+            *fold,
             f"   (iii) the gradient for the input of the convolution of a {oh}x{ow} input:",
             f"         convt.functional.conv2d_backward(x, zeros {oh}x{ow}, w, "
             f"{self._call_arguments(False)},",
@@ -509,15 +680,18 @@ class Explanation:
         r, c = self.example_pixel()
         flipped = self._flipped_cells()
         shapes = [(H, W), (kh, kw), (GH, GW), (len(flipped), len(flipped[0])), (OH, OW)]
+        if self.folds:  # the computed output with its ring, before it folds back
+            shapes.insert(4, (ah.computed, aw.computed))
+        gaps = len(shapes) - 1
         columns, rows = sum(w for _, w in shapes), max(h for h, _ in shapes)
         # Inches: margins, gaps between panels, room for the titles above and the notes below.
         margin, gap, above, below = 0.3, 0.6, 1.3, 0.8
-        width = min(18.0, max(10.0, 0.45 * columns + 4 * gap + 2 * margin))
+        width = min(18.0, max(10.0, 0.45 * columns + gaps * gap + 2 * margin))
         height = min(10.0, max(4.5, 0.45 * rows + above + below))
-        cell = min((width - 4 * gap - 2 * margin) / columns, (height - above - below) / rows)
+        cell = min((width - gaps * gap - 2 * margin) / columns, (height - above - below) / rows)
         fig = Figure(figsize=(width, height))
         panels = []
-        x = (width - columns * cell - 4 * gap) / 2
+        x = (width - columns * cell - gaps * gap) / 2
         for h, w in shapes:
             y = below + (height - above - below - h * cell) / 2
             panels.append(
@@ -538,12 +712,22 @@ class Explanation:
             [self.cell_text(i, j) if self.kinds[i][j] != PAD else "" for j in range(GW)]
             for i in range(GH)
         ]
-        window = (r, c, ah.reach + 1, aw.reach + 1)
+        window = (*self.window_corner(r, c), ah.reach + 1, aw.reach + 1)
         _cells(panels[2], self.kinds, texts, colour, points, window=window)
         panels[2].set_title(f"zeros inserted, padded ({GH}x{GW})", fontsize=10)
         taps = [[TAP if t != "0" else ZERO for t in row] for row in flipped]
         _cells(panels[3], taps, flipped, colour, points)
         panels[3].set_title("w turned 180°", fontsize=10)
+        if self.folds:
+            ring = panels.pop(4)
+            texts = [[self.ring_text(u, v) for v in range(aw.computed)] for u in range(ah.computed)]
+            corner = self.window_corner(0, 0)
+            _cells(ring, self.ring_kinds(), texts, _RING_COLOURS.__getitem__, points)
+            ring.add_patch(_frame(corner, (OH, OW)))
+            ring.set_title(
+                f"computed {ah.computed}x{aw.computed}: the ring folds back", fontsize=10
+            )
+            ring.set_xlabel(f"padding_mode='{self.mode}': (yij) is added onto yij", fontsize=9)
 
         top = max(1, int(self.overlap.max()))
         shades = {n: _overlap_colour(n, top) for n in range(top + 1)}
@@ -557,12 +741,13 @@ class Explanation:
         )
 
         formulas = [
-            f"({a.I}-1)*{a.s} - 2*{a.p} + {a.d}*({a.k}-1) + {a.op} + 1 = {a.output}"
+            f"({a.I}-1)*{a.s} - {a.padding_text()} + {a.d}*({a.k}-1) + {a.op} + 1 = {a.output}"
             for a in (self.axes[:1] if ah == aw else self.axes)
         ]
+        pads = "2*p" if all(axis.symmetric for axis in self.axes) else "p_before - p_after"
         fig.suptitle(
             f"ConvTranspose2d(1, 1, {self._arguments()}): {H}x{W} -> {OH}x{OW}\n"
-            "O = (I-1)*s - 2*p + d*(k-1) + output_padding + 1:   " + ";   ".join(formulas),
+            f"O = (I-1)*s - {pads} + d*(k-1) + output_padding + 1:   " + ";   ".join(formulas),
             fontsize=11,
             y=1 - 0.15 / height,
             va="top",
@@ -577,6 +762,17 @@ class Explanation:
     def save(self, path: str) -> None:
         """Draws :meth:`figure` to ``path`` (PNG, SVG, PDF, ... by its extension)."""
         self.figure().savefig(path, dpi=120)
+
+
+_RING_COLOURS = {INPUT: "#dadaeb", PAD: "#fdae6b"}
+
+
+def _frame(corner: tuple[int, int], size: tuple[int, int]) -> Any:
+    """A black frame around the output inside the computed grid."""
+    from matplotlib.patches import Rectangle
+
+    (r, c), (h, w) = corner, size
+    return Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="#000000", linewidth=2)
 
 
 _COLOURS = {INPUT: "#9ecae1", ZERO: "#eeeeee", PAD: "#ffffff", EXTRA: "#fdd0a2", TAP: "#a1d99b"}
@@ -634,12 +830,19 @@ def explain(
     input: int | Sequence[int],
     kernel: int | Sequence[int],
     stride: int | Sequence[int] = 1,
-    padding: int | Sequence[int] = 0,
+    padding: int | Sequence[int] | Sequence[Sequence[int]] = 0,
     output_padding: int | Sequence[int] = 0,
     dilation: int | Sequence[int] = 1,
+    *,
+    padding_mode: str = "zeros",
 ) -> Explanation:
     """Works out how ``conv_transpose2d`` with these arguments makes its output (each argument an
-    int or ``(height, width)``), computing it three ways with convt.
+    int or ``(height, width)``; ``padding`` also ``((top, bottom), (left, right))``, or one
+    ``(before, after)`` pair for both), computing it three ways with convt.
+
+    With a ``padding_mode`` other than 'zeros' the padding is not cropped: the layer computes
+    the output with its padding ring and folds the ring back onto the output, which the text
+    and picture show.
 
     Raises ValueError, with convt's message, for arguments ``conv_transpose2d`` rejects (e.g.
     output_padding not smaller than stride or dilation), and for grids larger than
@@ -649,20 +852,27 @@ def explain(
         "input": _pair("input", input),
         "kernel": _pair("kernel", kernel),
         "stride": _pair("stride", stride),
-        "padding": _pair("padding", padding),
         "output_padding": _pair("output_padding", output_padding),
         "dilation": _pair("dilation", dilation),
     }
     for name in ("input", "kernel"):
         if min(args[name]) <= 0:
             raise ValueError(f"explain: {name} must be positive, got {args[name]}")
+    pads = _padding_pairs(padding)
+    if not isinstance(padding_mode, str) or padding_mode not in functional.PADDING_MODES:
+        raise ValueError(
+            "explain: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got "
+            f"{padding_mode!r}"
+        )
+    symmetric = all(before == after for before, after in pads)
     size, ksize = args["input"], args["kernel"]
     x = np.arange(1.0, math.prod(size) + 1).reshape(size)
     w = np.arange(1.0, math.prod(ksize) + 1).reshape(ksize)
-    options = {
+    options: dict[str, Any] = {
         "stride": args["stride"],
-        "padding": args["padding"],
+        "padding": tuple(before for before, _ in pads) if symmetric else pads,
         "dilation": args["dilation"],
+        "padding_mode": padding_mode,
     }
     # convt validates the geometry (and names the argument) before anything is drawn.
     reference = functional.conv_transpose2d(
@@ -670,17 +880,21 @@ def explain(
     )[0, 0]
     axes = tuple(
         Axis(
-            *(
-                args[name][i]
-                for name in ("input", "kernel", "stride", "padding", "output_padding", "dilation")
-            )
+            args["input"][i],
+            args["kernel"][i],
+            args["stride"][i],
+            pads[i][0],
+            args["output_padding"][i],
+            args["dilation"][i],
+            pads[i][1],
+            padding_mode,
         )
         for i in range(2)
     )
     ah, aw = axes
     if reference.shape != (ah.output, aw.output):  # the formula printed is the one convt uses
         raise AssertionError(f"explain: output {reference.shape} != {(ah.output, aw.output)}")
-    largest = max(ah.grid, aw.grid, ah.output, aw.output)
+    largest = max(ah.grid, aw.grid, ah.computed, aw.computed)
     if largest > MAX_CELLS:
         raise ValueError(
             f"explain draws every cell: the zero-inserted grid would be {ah.grid}x{aw.grid} and "
@@ -714,10 +928,21 @@ def explain(
     # The three formulations, each computed by convt.
     w_dilated = _dilate(w, args["dilation"])
     full = convolute_full(x, w_dilated, strides=args["stride"])
-    scatter = np.zeros(reference.shape)
-    kept = full[ah.p : ah.p + ah.output, aw.p : aw.p + aw.output]
+    (rb, _), (cb, _) = ah.cropped, aw.cropped
+    scatter = np.zeros((ah.computed, aw.computed))
+    kept = full[rb : rb + ah.computed, cb : cb + aw.computed]
     scatter[: kept.shape[0], : kept.shape[1]] = kept
     zero_insertion = convolute(grid, rotate_180(w_dilated))
+    if ah.folds or aw.folds:
+        # The fold is the adjoint of padding a copy with the mode: the transposed 1x1
+        # convolution by one with that padding and mode, computed by convt.
+        def fold(computed: np.ndarray) -> np.ndarray:
+            one = np.ones((1, 1, 1, 1))
+            ring = {"padding": options["padding"], "padding_mode": padding_mode}
+            folded: np.ndarray = functional.conv_transpose2d(computed[None, None], one, **ring)
+            return folded[0, 0]
+
+        scatter, zero_insertion = fold(scatter), fold(zero_insertion)
     # The convolution that maps the output size back; its gradient for the input is the
     # transposed convolution. With output_padding >= stride (possible when dilation > stride)
     # it maps to more than the input size: the extra gradient rows are zeros.
@@ -762,4 +987,33 @@ def explain(
         overlap=np.rint(overlap).astype(int),
         results=results,
         differences=differences,
+        valid_sizes=_as_tuple(
+            functional.valid_output_sizes(
+                size, ksize, args["stride"], options["padding"], args["dilation"]
+            )
+        ),
     )
+
+
+def _as_tuple(sizes: range | tuple[range, ...]) -> tuple[range, ...]:
+    return sizes if isinstance(sizes, tuple) else (sizes,)
+
+
+def _padding_pairs(padding: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((top, bottom), (left, right))`` from an int, ``(height, width)``, two pairs, or one
+    pair for both."""
+    if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list)) for p in padding):
+        pairs = [tuple(p) if isinstance(p, (tuple, list)) else () for p in padding]
+        if len(pairs) == 1:
+            pairs *= 2
+        if len(pairs) != 2 or not all(
+            len(p) == 2 and all(isinstance(v, (int, np.integer)) for v in p) for p in pairs
+        ):
+            raise ValueError(
+                "explain: padding must be an int, 2 ints, or (before, after) pairs, got "
+                f"{padding!r}"
+            )
+        (a, b), (c, d) = pairs
+        return (int(a), int(b)), (int(c), int(d))
+    h, w = _pair("padding", padding)
+    return (h, h), (w, w)

@@ -442,14 +442,17 @@ def _size_geometry(
     # One sample, one channel: the sizes do not depend on the rest, and the geometry checks the
     # arguments as the layer would.
     input, weight = np.empty((1, 1, *sizes), np.uint8), np.empty((1, 1, *kernel), np.uint8)
-    if transposed:
-        geometry = _conv_transpose_geometry(
-            dims, input, weight, stride, padding, output_padding, 1, dilation, None, mode
-        )
-    else:
-        if output_padding != 0:
-            raise ValueError(f"{op}: output_padding is for transposed convolutions only")
-        geometry = _conv_geometry(dims, input, weight, stride, padding, dilation, 1, mode)
+    if not transposed and output_padding != 0:
+        raise ValueError(f"{op}: output_padding is for transposed convolutions only")
+    try:
+        if transposed:
+            geometry = _conv_transpose_geometry(
+                dims, input, weight, stride, padding, output_padding, 1, dilation, None, mode
+            )
+        else:
+            geometry = _conv_geometry(dims, input, weight, stride, padding, dilation, 1, mode)
+    except (TypeError, ValueError) as error:  # the layer's message, said about this question
+        raise type(error)(f"{op}: {error}") from None
     return scalar, geometry
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "check_figure_path",
     "int_list",
     "nonnegative_int",
+    "padding_list",
     "positive_int",
 ]
 
@@ -73,6 +74,37 @@ def int_list(minimum: int, most: int) -> Callable[[str], tuple[int, ...]]:
         return values
 
     parse.__name__ = "sizes"  # argparse names the type in its messages
+    return parse
+
+
+PaddingArgument = tuple[int | tuple[int, int], ...]
+
+
+def padding_list(most: int) -> Callable[[str], PaddingArgument]:
+    """An argument type for padding: per dimension (joined by x) one amount for both sides or
+    ``before,after``: ``1``, ``1x0``, ``1,2`` (1 before and 2 after, in every dimension) or
+    ``1,2x0,1``. At most ``most`` dimensions."""
+
+    def parse(text: str) -> PaddingArgument:
+        values: list[int | tuple[int, int]] = []
+        for part in text.lower().split("x"):
+            try:
+                amounts = [int(v) for v in part.split(",")]
+            except ValueError:
+                amounts = []
+            if len(amounts) not in (1, 2):
+                raise argparse.ArgumentTypeError(
+                    "expected an amount or before,after per dimension, joined by x (e.g. 1, "
+                    f"1x0, 1,2 or 1,2x0,1), got {text!r}"
+                )
+            if min(amounts) < 0:
+                raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+            values.append(amounts[0] if len(amounts) == 1 else (amounts[0], amounts[1]))
+        if len(values) > most:
+            raise argparse.ArgumentTypeError(f"expected at most {most} dimensions, got {text!r}")
+        return tuple(values)
+
+    parse.__name__ = "padding"
     return parse
 
 

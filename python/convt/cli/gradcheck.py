@@ -6,7 +6,9 @@ The loss is sum(layer(x) * dy) for a random dy; each numeric gradient element is
 (loss(p + eps) - loss(p - eps)) / (2 eps). A convolution is linear in each of its arguments, so
 these differences are exact up to rounding for any eps: float64 uses eps 1e-6, float32 a larger
 eps (1e-1) so that float32 rounding is not magnified. Sizes and arguments take one value for
-every dimension or one per dimension (5x4x3)."""
+every dimension or one per dimension (5x4x3). Padding may differ before and after
+(--padding 1,2 or 1,2x0,1 per dimension), and --padding-mode says what it holds, for both layer
+kinds: a transposed convolution with a mode is the adjoint of the convolution with it."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from .. import functional
 from ..gradcheck import gradcheck
-from ._common import CommandError, int_list, nonnegative_int, positive_int
+from ._common import CommandError, int_list, nonnegative_int, padding_list, positive_int
 
 OPS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 
@@ -32,6 +34,7 @@ examples:
       --out-channels 4 --size 12
   python -m convt gradcheck conv_transpose3d --kernel 2x3x2 --stride 2x1x2 --size 3 --no-bias
   python -m convt gradcheck conv2d --dtype float32 --batch 4 --seed 7
+  python -m convt gradcheck conv_transpose2d --stride 2 --padding 1,2 --padding-mode circular
 
 Exit code 0 when every gradient passes, 1 when one fails, 2 for a bad argument
 (including a geometry convt rejects, e.g. output_padding not smaller than stride)."""
@@ -56,7 +59,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--kernel", type=int_list(1, 3), default=(3,), metavar="K", help="kernel size (3)"
     )
     p.add_argument("--stride", type=int_list(1, 3), default=(1,), metavar="S", help="stride (1)")
-    p.add_argument("--padding", type=int_list(0, 3), default=(0,), metavar="P", help="padding (0)")
+    p.add_argument(
+        "--padding",
+        type=padding_list(3),
+        default=(0,),
+        metavar="P",
+        help="padding: P, or BEFORE,AFTER, per dimension joined by x (0)",
+    )
+    p.add_argument(
+        "--padding-mode",
+        choices=functional.PADDING_MODES,
+        default="zeros",
+        help="what the padding holds (zeros)",
+    )
     p.add_argument(
         "--output-padding",
         type=int_list(0, 3),
@@ -94,7 +109,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(run=run)
 
 
-def _per_dim(name: str, values: tuple[int, ...], dims: int) -> tuple[int, ...]:
+def _per_dim(name: str, values: tuple[Any, ...], dims: int) -> tuple[Any, ...]:
     if len(values) == 1:
         return values * dims
     if len(values) != dims:
@@ -124,8 +139,11 @@ def run(args: argparse.Namespace) -> int:
         if transposed
         else (c_out, c_in // groups, *spatial["kernel"])
     )
+    padding = spatial["padding"]
+    if any(isinstance(p, tuple) for p in padding):
+        padding = tuple(p if isinstance(p, tuple) else (p, p) for p in padding)
     # In the order of the function's arguments (PyTorch's).
-    kwargs: dict[str, Any] = {"stride": spatial["stride"], "padding": spatial["padding"]}
+    kwargs: dict[str, Any] = {"stride": spatial["stride"], "padding": padding}
     if transposed:
         kwargs["output_padding"] = spatial["output-padding"]
         kwargs["groups"] = groups
@@ -133,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         kwargs["dilation"] = spatial["dilation"]
         kwargs["groups"] = groups
+    if args.padding_mode != "zeros":
+        kwargs["padding_mode"] = args.padding_mode
 
     rng = np.random.default_rng(args.seed)
     dtype = np.dtype(args.dtype)
@@ -209,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, tuple) and len(set(value)) == 1:
+    # (before, after) pairs stay pairs: one pair alone would read as one amount per dimension.
+    if isinstance(value, tuple) and len(set(value)) == 1 and not isinstance(value[0], tuple):
         return str(value[0])
-    return str(value)
+    return repr(value) if isinstance(value, str) else str(value)
