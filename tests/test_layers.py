@@ -170,6 +170,9 @@ def test_gradients_accumulate_until_zero_grad(name, args, kwargs, shape):
 
     layer.backward(dy)
     once = grads()
+    with pytest.raises(ValueError, match=r"more often than forward"):
+        layer.backward(dy)  # as PyTorch, one forward is backpropagated once
+    layer(x1)
     layer.backward(dy)  # the same forward again: twice the gradient
     for twice, single in zip(grads(), once, strict=True):
         np.testing.assert_allclose(twice, 2 * single, rtol=1e-12)

@@ -280,7 +280,8 @@ def _check_module(module, inputs, check: _Check) -> list[GradcheckResult]:
         analytic = [module.backward(grad_output)] + [parameter.grad for _, parameter in named]
 
         def loss() -> float:
-            return float(np.vdot(module(x), grad_output))
+            with nn.no_grad():  # never backpropagated: nothing to save for backward
+                return float(np.vdot(module(x), grad_output))
 
         arrays = [x] + [parameter.data for _, parameter in named]
         names = ["input"] + [name for name, _ in named]

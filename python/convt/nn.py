@@ -1,8 +1,9 @@
 """Layers with a forward and a backward pass: ``torch.nn`` in miniature, in the style of micrograd.
 
 A layer stores its hyperparameters and :class:`Parameter` s and calls :mod:`convt.functional`;
-``forward`` caches what ``backward`` needs, and ``backward(grad_output)`` returns the gradient for
-the input and *adds* the parameters' gradients to their ``.grad``. Constructor arguments, weight
+each ``forward`` saves what its ``backward`` needs (nothing in ``eval()`` mode or inside
+:func:`no_grad`), and ``backward(grad_output)`` takes the latest such record, returns the gradient
+for its input and *adds* the parameters' gradients to their ``.grad``. Constructor arguments, weight
 layouts, default initialisation and ``state_dict`` keys are PyTorch's, so weights move both ways.
 
 >>> import numpy as np, convt
@@ -16,8 +17,12 @@ layouts, default initialisation and ``state_dict`` keys are PyTorch's, so weight
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import numbers
+import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -40,7 +45,9 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "default_generator",
+    "is_grad_enabled",
     "manual_seed",
+    "no_grad",
 ]
 
 _generator = np.random.default_rng()
@@ -61,12 +68,14 @@ def default_generator() -> np.random.Generator:
 
 class Parameter:
     """A trainable array ``data`` and the gradient ``grad`` accumulated for it, as
-    ``torch.nn.Parameter``. ``grad`` is an array of zeros until a backward pass adds to it."""
+    ``torch.nn.Parameter``. ``grad`` is an array of zeros until a backward pass adds to it (or
+    None after ``zero_grad(set_to_none=True)``). Where NumPy asks for an array
+    (``np.asarray(p)``, ``convt.functional.conv2d(x, layer.weight)``) it is ``data``."""
 
     def __init__(self, data: Any) -> None:
         data = np.asarray(data)
         self.data = data if data.dtype.kind == "f" else data.astype(np.float64)
-        self.grad = np.zeros_like(self.data)
+        self.grad: np.ndarray | None = np.zeros_like(self.data)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -76,9 +85,31 @@ class Parameter:
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
-    def zero_grad(self) -> None:
-        """Sets ``grad`` to zero in place."""
-        self.grad[...] = 0
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False and dtype is not None and np.dtype(dtype) != self.dtype:
+            raise ValueError("Parameter: a copy is needed to convert to another dtype")
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy else array
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Sets ``grad`` to zero in place, or to None (optimizers then skip the parameter)."""
+        if set_to_none:
+            self.grad = None
+        elif self.grad is None:
+            self.grad = np.zeros_like(self.data)
+        else:
+            self.grad[...] = 0
+
+    def accumulate(self, grad: np.ndarray) -> None:
+        """Adds ``grad`` to ``grad`` (which becomes a copy of it when it is None)."""
+        if self.grad is None:
+            self.grad = np.array(grad, dtype=self.dtype)
+        else:
+            self.grad += grad
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
@@ -91,12 +122,54 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+class _Recording(threading.local):
+    """Per thread, as PyTorch's grad mode: whether forwards save for backward, and which
+    outermost module call the current forward belongs to."""
+
+    enabled = True
+    depth = 0
+    call = 0
+
+
+_recording = _Recording()
+_calls = itertools.count(1)
+# The modules holding records, so that a backward that cannot place its call drops them all.
+_holding: weakref.WeakSet[Module] = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Forwards inside save nothing for backward, as ``torch.no_grad`` (also a decorator): for
+    validation and inference, whose forwards are never backpropagated."""
+    enabled = _recording.enabled
+    _recording.enabled = False
+    try:
+        yield
+    finally:
+        _recording.enabled = enabled
+
+
+def is_grad_enabled() -> bool:
+    """False inside :func:`no_grad`."""
+    return _recording.enabled
+
+
 class Module:
     """Base class of layers, as ``torch.nn.Module``.
 
     Parameters are the :class:`Parameter` attributes of a module, then those of its child modules
     (attributes that are modules) under ``"<child>."``, which gives PyTorch's state_dict keys.
+
+    Each forward, in training mode and outside :func:`no_grad`, saves what its backward needs
+    (:meth:`save_for_backward`), and each backward takes the latest saved record
+    (:meth:`saved_for_backward`): so a module used at several places of one model call, a
+    ``Sequential(shared, shared)`` or one ``ReLU`` after every layer, gets each use's gradient.
+    What belongs to one backward is what one outermost call (``model(x)``) saved; when a module
+    holds records of several outermost calls, backward cannot know which one ``grad_output``
+    belongs to and raises ValueError.
     """
+
+    training = True
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no forward")
@@ -105,32 +178,173 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if _recording.depth == 0:
+            _recording.call = next(_calls)
+        _recording.depth += 1
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            _recording.depth -= 1
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(vars(self).get(name), Parameter) and not (
+            value is None or isinstance(value, Parameter)
+        ):
+            raise TypeError(
+                f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                "(convt.nn.Parameter or None expected); to change its values, assign to "
+                f"'{name}.data' or wrap the array in nn.Parameter"
+            )
+        object.__setattr__(self, name, value)
+
+    def save_for_backward(self, record: Any) -> None:
+        """Keeps ``record`` for the backward of this forward; nothing in eval mode or in
+        :func:`no_grad`."""
+        state = vars(self)
+        if not (self.training and _recording.enabled):
+            state["_skipped"] = "in eval mode" if not self.training else "inside no_grad()"
+            return
+        call = _recording.call if _recording.depth else next(_calls)
+        records = state.setdefault("_records", [])
+        if records and records[-1][0] != call:
+            # An earlier call was not backpropagated: keep only the newest, and count the others
+            # so that a backward that cannot know which one it belongs to says so.
+            state["_unclaimed"] = state.get("_unclaimed", 0) + len({c for c, _ in records})
+            records.clear()
+        records.append((call, record))
+        state["_skipped"] = None
+        _holding.add(self)
+
+    def saved_for_backward(self) -> Any:
+        """The record of the latest forward not yet backpropagated, which it removes. Raises
+        ValueError when there is none, or when records of several calls are waiting."""
+        state, name = vars(self), type(self).__name__
+        records = state.get("_records")
+        unclaimed = state.pop("_unclaimed", 0)
+        if unclaimed:
+            # The other modules of the model hold records of the same calls: drop every record,
+            # so that the next forward and backward start afresh.
+            for module in list(_holding):
+                vars(module).pop("_records", None)
+                vars(module).pop("_unclaimed", None)
+            _holding.clear()
+            raise ValueError(
+                f"{name}.backward: {name} ran forward in {unclaimed + 1} separate calls since "
+                "its last backward, so backward cannot know which one grad_output belongs to "
+                "(their records are dropped). Run the forwards you do not backpropagate "
+                "(validation, inference) inside `with convt.nn.no_grad():` or after "
+                "model.eval(), backpropagate each call before the next one, and call a module "
+                "used at several places from one model (a Sequential or a Module's forward)"
+            )
+        if not records:
+            skipped = state.get("_skipped")
+            if skipped:
+                raise ValueError(
+                    f"{name}.backward: its last forward ran {skipped}, which saves nothing for "
+                    "backward; run the forward to backpropagate in training mode (model.train()) "
+                    "outside no_grad()"
+                )
+            raise ValueError(
+                f"{name}.backward was called before forward, or more often than forward "
+                "(each forward call is backpropagated once)"
+            )
+        return records.pop()[1]
+
+    def train(self, mode: bool = True) -> Module:
+        """Sets training mode on this module and its descendants (``eval()`` is
+        ``train(False)``); in eval mode forwards save nothing for backward. Returns ``self``."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"train: mode must be a bool, got {mode!r}")
+        for module in self.modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """``train(False)``: forwards save nothing for backward, as for inference."""
+        return self.train(False)
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Direct submodules and their attribute names, each module once."""
+        seen: set[int] = set()
+        for name, value in self._child_items():
+            if id(value) not in seen:
+                seen.add(id(value))
+                yield name, value
+
+    def _child_items(self) -> Iterator[tuple[str, Module]]:
         for name, value in vars(self).items():
             if isinstance(value, Module):
                 yield name, value
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for name, value in vars(self).items():
-            if isinstance(value, Parameter):
-                yield prefix + name, value
-        for name, child in self.named_children():
-            yield from child.named_parameters(f"{prefix}{name}.")
+    def children(self) -> Iterator[Module]:
+        for _, module in self.named_children():
+            yield module
 
-    def parameters(self) -> list[Parameter]:
-        """All parameters, own first, then the children's in order."""
-        return [parameter for _, parameter in self.named_parameters()]
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and all below it, depth first, as ``torch.nn.Module.named_modules``:
+        a module reached twice is listed once unless ``remove_duplicate`` is False."""
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        children = self.named_children() if remove_duplicate else self._child_items()
+        for name, child in children:
+            path = f"{prefix}.{name}" if prefix else name
+            yield from child.named_modules(memo, path, remove_duplicate)
 
-    def zero_grad(self) -> None:
-        """Sets every parameter's gradient to zero."""
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def apply(self, fn: Any) -> Module:
+        """Calls ``fn(module)`` on every child (recursively), then on ``self``; returns ``self``."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Each parameter with its state_dict key, own first, then the children's in order; a
+        parameter reached twice (a shared layer) is listed once unless ``remove_duplicate`` is
+        False."""
+        seen: set[int] = set()
+        modules = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else iter([(prefix, self)])
+        )
+        for module_prefix, module in modules:
+            for name, value in vars(module).items():
+                if not isinstance(value, Parameter):
+                    continue
+                if remove_duplicate:
+                    if id(value) in seen:
+                        continue
+                    seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    def parameters(self, recurse: bool = True) -> list[Parameter]:
+        """All parameters, each once: own first, then the children's in order."""
+        return [parameter for _, parameter in self.named_parameters(recurse=recurse)]
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Sets every parameter's gradient to zero, or to None (optimizers then skip it)."""
         for parameter in self.parameters():
-            parameter.zero_grad()
+            parameter.zero_grad(set_to_none)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the parameters under PyTorch's keys ("weight", "0.bias", ...)."""
-        return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
+        """Copies of the parameters under PyTorch's keys ("weight", "0.bias", ...); a shared
+        parameter appears under each of its names, as in PyTorch."""
+        return {
+            name: parameter.data.copy()
+            for name, parameter in self.named_parameters(remove_duplicate=False)
+        }
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
@@ -141,7 +355,7 @@ class Module:
         Raises ValueError naming the key for a missing or unexpected key (when ``strict``) and for
         a shape that differs; nothing is changed then.
         """
-        own = dict(self.named_parameters())
+        own = dict(self.named_parameters(remove_duplicate=False))
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         if strict and (missing or unexpected):
@@ -172,15 +386,11 @@ class Module:
 
     def __repr__(self) -> str:
         extra = self.extra_repr()
-        children = [f"({name}): {child!r}" for name, child in self.named_children()]
+        children = [f"({name}): {child!r}" for name, child in self._child_items()]
         if not children and "\n" not in extra:
             return f"{type(self).__name__}({extra})"
         body = "\n".join(([extra] if extra else []) + children).replace("\n", "\n  ")
         return f"{type(self).__name__}(\n  {body}\n)"
-
-
-def _backward_before_forward(module: Module) -> ValueError:
-    return ValueError(f"{type(module).__name__}.backward was called before forward")
 
 
 class _ConvNd(Module):
@@ -253,7 +463,6 @@ class _ConvNd(Module):
         self.bias = (
             Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
         )
-        self._cache: tuple[np.ndarray, dict[str, Any]] | None = None
 
     def _tuple(self, arg: str, value: Any) -> tuple[int, ...]:
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -287,15 +496,13 @@ class _ConvNd(Module):
         input = np.asarray(input)
         bias = None if self.bias is None else self.bias.data
         output = self._function()(input, self.weight.data, bias, **options)
-        self._cache = (input, options)
+        self.save_for_backward((input, options))
         return output
 
     def backward(self, grad_output: Any) -> np.ndarray:
-        """Returns the gradient for the last forward's input and adds those of the weight and
-        bias to their ``.grad``. Raises ValueError when no forward came before."""
-        if self._cache is None:
-            raise _backward_before_forward(self)
-        input, options = self._cache
+        """Returns the gradient for the latest forward's input and adds those of the weight and
+        bias to their ``.grad``. Raises ValueError when no forward is waiting for it."""
+        input, options = self.saved_for_backward()
         grad_input, grad_weight, grad_bias = self._function("_backward")(
             grad_output,
             input,
@@ -303,9 +510,9 @@ class _ConvNd(Module):
             **options,
             output_mask=(True, True, self.bias is not None),
         )
-        self.weight.grad += grad_weight
+        self.weight.accumulate(grad_weight)
         if self.bias is not None:
-            self.bias.grad += grad_bias
+            self.bias.accumulate(grad_bias)
         return grad_input
 
     def extra_repr(self) -> str:
@@ -451,15 +658,19 @@ class ConvTranspose3d(_ConvTranspose):
 
 
 class _Activation(Module):
-    """An elementwise function whose derivative is computed from what forward cached."""
-
-    _cache: np.ndarray | None = None
+    """An elementwise function whose derivative is computed from what forward saved."""
 
     def backward(self, grad_output: Any) -> np.ndarray:
-        """Returns the gradient for the last forward's input; ValueError before any forward."""
-        if self._cache is None:
-            raise _backward_before_forward(self)
-        return np.asarray(grad_output) * self._derivative(self._cache)
+        """Returns the gradient for the latest forward's input; ValueError when no forward is
+        waiting for it, or when ``grad_output`` has another shape than that forward's output."""
+        saved = self.saved_for_backward()
+        grad_output = np.asarray(grad_output)
+        if grad_output.shape != saved.shape:
+            raise ValueError(
+                f"{type(self).__name__}.backward: grad_output must have the shape of the "
+                f"forward's output {saved.shape}, got {grad_output.shape}"
+            )
+        return grad_output * self._derivative(saved)
 
     def _derivative(self, cache: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -470,7 +681,7 @@ class ReLU(_Activation):
 
     def forward(self, input: Any) -> np.ndarray:
         input = np.asarray(input)
-        self._cache = input > 0
+        self.save_for_backward(input > 0)
         return np.maximum(input, 0)
 
     def _derivative(self, positive: np.ndarray) -> np.ndarray:
@@ -481,7 +692,8 @@ class Tanh(_Activation):
     """``tanh(x)``, as ``torch.nn.Tanh``."""
 
     def forward(self, input: Any) -> np.ndarray:
-        self._cache = output = np.tanh(input)
+        output = np.tanh(input)
+        self.save_for_backward(output)
         return output
 
     def _derivative(self, output: np.ndarray) -> np.ndarray:
@@ -493,7 +705,8 @@ class Sigmoid(_Activation):
 
     def forward(self, input: Any) -> np.ndarray:
         input = np.asarray(input)
-        self._cache = output = np.exp(-np.logaddexp(0, -input))
+        output = np.exp(-np.logaddexp(0, -input))
+        self.save_for_backward(output)
         return output
 
     def _derivative(self, output: np.ndarray) -> np.ndarray:
@@ -515,7 +728,7 @@ class Sequential(Module):
                 raise TypeError(f"Sequential: layer {index} must be a Module, got {layer!r}")
         self._layers = list(layers)
 
-    def named_children(self) -> Iterator[tuple[str, Module]]:
+    def _child_items(self) -> Iterator[tuple[str, Module]]:
         for index, layer in enumerate(self._layers):
             yield str(index), layer
 
@@ -556,7 +769,6 @@ class MSELoss(Module):
         if reduction not in ("mean", "sum"):
             raise ValueError(f"MSELoss: reduction must be 'mean' or 'sum', got {reduction!r}")
         self.reduction = reduction
-        self._difference: np.ndarray | None = None
 
     def forward(self, input: Any, target: Any) -> float:
         input, target = np.asarray(input), np.asarray(target)
@@ -564,13 +776,14 @@ class MSELoss(Module):
             raise ValueError(
                 f"MSELoss: target must have the input's shape {input.shape}, got {target.shape}"
             )
-        self._difference = difference = input - target
+        difference = input - target
+        self.save_for_backward(difference)
         total = float(np.sum(difference * difference))
         return total / difference.size if self.reduction == "mean" else total
 
     def backward(self) -> np.ndarray:  # type: ignore[override]
-        """Returns the gradient of the last loss for its input; ValueError before any forward."""
-        if self._difference is None:
-            raise _backward_before_forward(self)
-        scale = 2 / self._difference.size if self.reduction == "mean" else 2
-        return scale * self._difference
+        """Returns the gradient of the latest loss for its input; ValueError when no forward is
+        waiting for it."""
+        difference = self.saved_for_backward()
+        scale = 2 / difference.size if self.reduction == "mean" else 2
+        return scale * difference

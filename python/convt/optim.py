@@ -75,6 +75,8 @@ class SGD:
     def step(self) -> None:
         """Updates every parameter's ``data`` in place from its ``grad``."""
         for param in self.params:
+            if param.grad is None:
+                continue  # zero_grad(set_to_none=True) and no backward since: as PyTorch
             grad = -param.grad if self.maximize else param.grad
             if self.weight_decay != 0:
                 grad = grad + self.weight_decay * param.data
