@@ -22,6 +22,7 @@ import itertools
 import math
 import numbers
 import threading
+import types
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 _generator = np.random.default_rng()
+
+# The most elements an array may have, as the geometry's bound: its bytes must be addressable.
+_MOST_ELEMENTS = 2**60 - 1
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -154,6 +158,9 @@ def is_grad_enabled() -> bool:
     return _recording.enabled
 
 
+_NOT_COPIED = ("_records", "_unclaimed", "_skipped", "_plan", "_plan_key")
+
+
 class Module:
     """Base class of layers, as ``torch.nn.Module``.
 
@@ -191,11 +198,17 @@ class Module:
             value is None or isinstance(value, Parameter)
         ):
             raise TypeError(
-                f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                f"cannot assign '{type(value).__module__}.{type(value).__qualname__}' as "
+                f"parameter '{name}' "
                 "(convt.nn.Parameter or None expected); to change its values, assign to "
                 f"'{name}.data' or wrap the array in nn.Parameter"
             )
         object.__setattr__(self, name, value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (pickle, deepcopy) has no forward waiting for backward, as a copy of a torch
+        # module carries no graph; a convolution's plan is made again where it runs.
+        return {key: value for key, value in vars(self).items() if key not in _NOT_COPIED}
 
     def save_for_backward(self, record: Any) -> None:
         """Keeps ``record`` for the backward of this forward; nothing in eval mode or in
@@ -429,17 +442,20 @@ class _ConvNd(Module):
         dtype = np.dtype(np.float32 if dtype is None else dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"{name}: dtype must be float32 or float64, got {dtype}")
-        for arg, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("groups", groups),
-        ):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+        in_channels, out_channels, groups = (
+            self._count(arg, value)
+            for arg, value in (
+                ("in_channels", in_channels),
+                ("out_channels", out_channels),
+                ("groups", groups),
+            )
+        )
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if value % groups:
                 raise ValueError(f"{name}: {arg} ({value}) must be divisible by groups ({groups})")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = self._tuple("kernel_size", kernel_size)
         if min(self.kernel_size) <= 0:
             raise ValueError(f"{name}: kernel_size must be positive, got {kernel_size!r}")
@@ -447,15 +463,17 @@ class _ConvNd(Module):
         self.padding = padding if isinstance(padding, str) else self._tuple("padding", padding)
         self.dilation = self._tuple("dilation", dilation)
         self.output_padding = self._tuple("output_padding", output_padding)
-        self.groups = int(groups)
+        self.groups = groups
         self.padding_mode = padding_mode
 
-        channels = (
-            (in_channels, out_channels // groups)
-            if self.transposed
-            else (out_channels, in_channels // groups)
-        )
-        shape = channels + self.kernel_size
+        shape = self._weight_shape()
+        if math.prod(shape) > _MOST_ELEMENTS:
+            raise ValueError(
+                f"{name}: in_channels ({in_channels}), out_channels ({out_channels}), groups "
+                f"({groups}) and kernel_size {self.kernel_size} give a weight of shape {shape}, "
+                "more elements than this machine can address"
+            )
+        self._check_geometry()
         fan_in = shape[1] * math.prod(self.kernel_size)
         bound = 1 / math.sqrt(fan_in)  # kaiming_uniform_(a=sqrt(5)), as PyTorch's reset_parameters
         rng = _generator if generator is None else np.random.default_rng(generator)
@@ -463,6 +481,54 @@ class _ConvNd(Module):
         self.bias = (
             Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
         )
+
+    def _count(self, arg: str, value: Any) -> int:
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{type(self).__name__}: {arg} must be a positive int, got {value!r}")
+        return int(value)
+
+    def _check_geometry(self) -> None:
+        """Raises the functional API's error for these arguments at construction, not at the
+        first forward: the geometry of an input that every kernel tap fits is built once."""
+        pads = (0,) * self.dims if isinstance(self.padding, str) else self.padding
+        extents = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size, strict=True)]
+        if max(extents) > _MOST_ELEMENTS:
+            raise ValueError(
+                f"{type(self).__name__}: kernel_size {self.kernel_size} with dilation "
+                f"{self.dilation} spans {tuple(extents)}, more than this machine can address"
+            )
+        if self.transposed:
+            sizes = [1 + -(-2 * p // max(s, 1)) for p, s in zip(pads, self.stride, strict=True)]
+        else:
+            sizes = [max(e, p + 1) for e, p in zip(extents, pads, strict=True)]
+        # A padding past the bound gets the geometry's own message, not an overflow here.
+        sizes = [min(max(size, 1), _MOST_ELEMENTS) for size in sizes]
+        try:
+            self._geometry((1, self.in_channels, *sizes), self._options())
+        except (ValueError, TypeError) as error:
+            op = self._function().__name__
+            raise type(error)(
+                f"{type(self).__name__}: {str(error).removeprefix(op + ': ')}"
+            ) from None
+
+    def _geometry(self, input_shape: tuple[int, ...], options: dict[str, Any]) -> Any:
+        """The bound geometry of a call with an input of this shape."""
+        input = types.SimpleNamespace(shape=tuple(input_shape))
+        weight = types.SimpleNamespace(shape=self._weight_shape())
+        if self.transposed:
+            options = {"output_size": None, **options}
+            return functional._conv_transpose_geometry(self.dims, input, weight, **options)
+        return functional._conv_geometry(self.dims, input, weight, **options)
+
+    def _weight_shape(self) -> tuple[int, ...]:
+        """PyTorch's weight layout for these channels, groups and kernel size."""
+        groups = self.groups
+        channels = (
+            (self.in_channels, self.out_channels // groups)
+            if self.transposed
+            else (self.out_channels, self.in_channels // groups)
+        )
+        return channels + self.kernel_size
 
     def _tuple(self, arg: str, value: Any) -> tuple[int, ...]:
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
