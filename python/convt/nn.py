@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import functional
+from . import _core, functional
 
 __all__ = [
     "Conv1d",
@@ -108,7 +108,7 @@ class Parameter:
         else:
             self.grad[...] = 0
 
-    def accumulate(self, grad: np.ndarray) -> None:
+    def accumulate(self, grad: Any) -> None:
         """Adds ``grad`` to ``grad`` (which becomes a copy of it when it is None)."""
         if self.grad is None:
             self.grad = np.array(grad, dtype=self.dtype)
@@ -504,21 +504,29 @@ class _ConvNd(Module):
         # A padding past the bound gets the geometry's own message, not an overflow here.
         sizes = [min(max(size, 1), _MOST_ELEMENTS) for size in sizes]
         try:
-            self._geometry((1, self.in_channels, *sizes), self._options())
+            self._geometry((1, self.in_channels, *sizes), self._weight_shape(), self._options())
         except (ValueError, TypeError) as error:
             op = self._function().__name__
             raise type(error)(
                 f"{type(self).__name__}: {str(error).removeprefix(op + ': ')}"
             ) from None
 
-    def _geometry(self, input_shape: tuple[int, ...], options: dict[str, Any]) -> Any:
-        """The bound geometry of a call with an input of this shape."""
+    def _geometry(
+        self, input_shape: tuple[int, ...], weight_shape: tuple[int, ...], options: dict[str, Any]
+    ) -> Any:
+        """The bound geometry of a call with arrays of these shapes."""
         input = types.SimpleNamespace(shape=tuple(input_shape))
-        weight = types.SimpleNamespace(shape=self._weight_shape())
+        weight = types.SimpleNamespace(shape=tuple(weight_shape))
+        o = options
         if self.transposed:
-            options = {"output_size": None, **options}
-            return functional._conv_transpose_geometry(self.dims, input, weight, **options)
-        return functional._conv_geometry(self.dims, input, weight, **options)
+            return functional._conv_transpose_geometry(
+                self.dims, input, weight, o["stride"], o["padding"], o["output_padding"],
+                o["groups"], o["dilation"], o.get("output_size"), o["padding_mode"],
+            )  # fmt: skip
+        return functional._conv_geometry(
+            self.dims, input, weight, o["stride"], o["padding"], o["dilation"], o["groups"],
+            o["padding_mode"],
+        )  # fmt: skip
 
     def _weight_shape(self) -> tuple[int, ...]:
         """PyTorch's weight layout for these channels, groups and kernel size."""
@@ -558,10 +566,26 @@ class _ConvNd(Module):
             options["output_padding"] = self.output_padding
         return options
 
+    def _plan_for(self, input_shape: tuple[int, ...], options: dict[str, Any]) -> Any:
+        """The layer's one plan, made again only when the input shape (or the configuration)
+        changes: the algorithms are chosen once, and the packed weight is kept until the weight
+        changes (the plan compares it bitwise on each call)."""
+        key = (input_shape, self.weight.shape, options)
+        state = vars(self)
+        if state.get("_plan_key") != key:
+            plan = _core.Plan(self._geometry(input_shape, self.weight.shape, options))
+            plan.keep_weights = True
+            state["_plan"], state["_plan_key"] = plan, key
+        return state["_plan"]
+
     def _forward(self, input: Any, options: dict[str, Any]) -> np.ndarray:
-        input = np.asarray(input)
+        op = self._function().__name__
         bias = None if self.bias is None else self.bias.data
-        output = self._function()(input, self.weight.data, bias, **options)
+        input, weight, bias = functional.floating_arrays(
+            op, input=input, weight=self.weight.data, bias=bias
+        )
+        assert input is not None and weight is not None  # only bias may be None
+        output = _core.forward(self._plan_for(input.shape, options), input, weight, bias, None)
         self.save_for_backward((input, options))
         return output
 
@@ -569,13 +593,15 @@ class _ConvNd(Module):
         """Returns the gradient for the latest forward's input and adds those of the weight and
         bias to their ``.grad``. Raises ValueError when no forward is waiting for it."""
         input, options = self.saved_for_backward()
-        grad_input, grad_weight, grad_bias = self._function("_backward")(
-            grad_output,
-            input,
-            self.weight.data,
-            **options,
-            output_mask=(True, True, self.bias is not None),
+        grad_output, input, weight = functional.floating_arrays(
+            self._function().__name__, grad_output=grad_output, input=input, weight=self.weight.data
         )
+        assert grad_output is not None and input is not None and weight is not None
+        plan = self._plan_for(input.shape, options)
+        grad_input, grad_weight, grad_bias = _core.backward(
+            plan, grad_output, input, weight, True, True, self.bias is not None
+        )
+        assert grad_input is not None and grad_weight is not None  # all three were asked for
         self.weight.accumulate(grad_weight)
         if self.bias is not None:
             self.bias.accumulate(grad_bias)
