@@ -213,3 +213,26 @@ def test_a_copy_has_no_forward_waiting_and_runs():
         np.testing.assert_array_equal(copy.backward(dy), layer.backward(dy))
         np.testing.assert_array_equal(copy.weight.grad, layer.weight.grad)
         layer(x)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
+@pytest.mark.parametrize("name", ["Conv2d", "ConvTranspose2d"])
+def test_before_and_after_pads_as_the_functional_api(name, mode):
+    padding = ((2, 0), (1, 2))
+    layer = getattr(nn, name)(2, 3, 3, padding=padding, padding_mode=mode, dtype=np.float64)
+    assert f"padding={padding}" in repr(layer)
+    function = getattr(F, name.lower().replace("convtranspose", "conv_transpose"))
+    x = np.random.default_rng(7).standard_normal((1, 2, 6, 5))
+    options = dict(padding=padding, padding_mode=mode)
+    y = layer(x)
+    np.testing.assert_array_equal(y, function(x, layer.weight, layer.bias, **options))
+    dy = np.ones_like(y)
+    expected = getattr(F, function.__name__ + "_backward")(dy, x, layer.weight, **options)
+    np.testing.assert_array_equal(layer.backward(dy), expected[0])
+    np.testing.assert_array_equal(layer.weight.grad, expected[1])
+
+
+@pytest.mark.parametrize("padding", [((1, 2),), ((1, 2), (3,)), ((1, 2), 1)])
+def test_pads_must_be_one_pair_per_dimension(padding):
+    with pytest.raises(ValueError, match=r"Conv2d: padding must be an int, 2 ints or 2 \(before"):
+        nn.Conv2d(1, 1, 3, padding=padding)

@@ -347,7 +347,8 @@ class Module:
         return [parameter for _, parameter in self.named_parameters(recurse=recurse)]
 
     def zero_grad(self, set_to_none: bool = False) -> None:
-        """Sets every parameter's gradient to zero, or to None (optimizers then skip it)."""
+        """Sets every parameter's gradient to zero, or to None (optimizers then skip it).
+        PyTorch's default is ``set_to_none=True``; here ``.grad`` stays an array to add to."""
         for parameter in self.parameters():
             parameter.zero_grad(set_to_none)
 
@@ -460,7 +461,7 @@ class _ConvNd(Module):
         if min(self.kernel_size) <= 0:
             raise ValueError(f"{name}: kernel_size must be positive, got {kernel_size!r}")
         self.stride = self._tuple("stride", stride)
-        self.padding = padding if isinstance(padding, str) else self._tuple("padding", padding)
+        self.padding = self._padding(padding)
         self.dilation = self._tuple("dilation", dilation)
         self.output_padding = self._tuple("output_padding", output_padding)
         self.groups = groups
@@ -482,6 +483,28 @@ class _ConvNd(Module):
             Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
         )
 
+    def _padding(self, padding: Any) -> Any:
+        """'valid', 'same', one int per dimension, or one ``(before, after)`` pair per
+        dimension, as :mod:`convt.functional` takes."""
+        if isinstance(padding, str):
+            return padding
+        if not (
+            isinstance(padding, (tuple, list))
+            and any(isinstance(p, (tuple, list)) for p in padding)
+        ):
+            return self._tuple("padding", padding)
+        pairs = tuple(tuple(p) if isinstance(p, (tuple, list)) else () for p in padding)
+        if len(pairs) != self.dims or not all(
+            len(p) == 2
+            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in p)
+            for p in pairs
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: padding must be an int, {self.dims} ints or "
+                f"{self.dims} (before, after) pairs, got {padding!r}"
+            )
+        return tuple((int(a), int(b)) for a, b in pairs)
+
     def _count(self, arg: str, value: Any) -> int:
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{type(self).__name__}: {arg} must be a positive int, got {value!r}")
@@ -490,7 +513,10 @@ class _ConvNd(Module):
     def _check_geometry(self) -> None:
         """Raises the functional API's error for these arguments at construction, not at the
         first forward: the geometry of an input that every kernel tap fits is built once."""
-        pads = (0,) * self.dims if isinstance(self.padding, str) else self.padding
+        if isinstance(self.padding, str):
+            pads = [(0, 0)] * self.dims
+        else:
+            pads = [p if isinstance(p, tuple) else (p, p) for p in self.padding]
         extents = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size, strict=True)]
         if max(extents) > _MOST_ELEMENTS:
             raise ValueError(
@@ -498,9 +524,11 @@ class _ConvNd(Module):
                 f"{self.dilation} spans {tuple(extents)}, more than this machine can address"
             )
         if self.transposed:
-            sizes = [1 + -(-2 * p // max(s, 1)) for p, s in zip(pads, self.stride, strict=True)]
+            sizes = [
+                1 + -(-(a + b) // max(s, 1)) for (a, b), s in zip(pads, self.stride, strict=True)
+            ]
         else:
-            sizes = [max(e, p + 1) for e, p in zip(extents, pads, strict=True)]
+            sizes = [max(e, a + 1, b + 1) for e, (a, b) in zip(extents, pads, strict=True)]
         # A padding past the bound gets the geometry's own message, not an overflow here.
         sizes = [min(max(size, 1), _MOST_ELEMENTS) for size in sizes]
         try:
