@@ -16,7 +16,7 @@ import textwrap
 import convt
 import numpy as np
 import pytest
-from convt import functional
+from convt import functional, nn
 
 OPS = [f"conv{d}d" for d in (1, 2, 3)] + [f"conv_transpose{d}d" for d in (1, 2, 3)]
 
@@ -776,3 +776,18 @@ def test_wrong_arguments_get_convts_own_error(name, num_threads, isa):
     call, exception, words = SIGNATURE_DUMPS[name]
     message = raises(exception, call, *words)
     assert "incompatible function arguments" not in message
+
+
+@pytest.mark.parametrize(
+    ("dilation", "words"),
+    [
+        ((-(2**63), 2**63), ["dilation", f"({-(2**63)}, {2**63})", "at most"]),
+        ((-1, 2**62), ["dilation", f"(-1, {2**62})", "positive"]),
+        ((0, 1), ["dilation", "(0, 1)", "positive"]),
+    ],
+)
+def test_a_layer_names_a_bad_dilation_before_the_span_it_would_make(dilation, words):
+    message = raises(
+        ValueError, lambda: nn.Conv2d(1, 2, (2, 2), padding="same", dilation=dilation), *words
+    )
+    assert "spans" not in message and "((" not in message

@@ -106,9 +106,9 @@ _MOST = 2**60 - 1
 
 def _in_range(op: str, name: str, values: tuple[int, ...]) -> tuple[int, ...]:
     if any(v >= 2**63 or v < -(2**63) for v in values):
-        shown = values[0] if len(values) == 1 else values
+        shown = f"({values[0]})" if len(values) == 1 else str(values)
         bound = f"at most {_MOST} (2**60 - 1)" if max(values) >= 2**63 else "non-negative"
-        raise ValueError(f"{op}: {name} ({shown}) must be {bound}")
+        raise ValueError(f"{op}: {name} {shown} must be {bound}")
     return values
 
 

@@ -518,7 +518,8 @@ class _ConvNd(Module):
         else:
             pads = [p if isinstance(p, tuple) else (p, p) for p in self.padding]
         extents = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size, strict=True)]
-        if max(extents) > _MOST_ELEMENTS:
+        # A dilation below 1 gets the geometry's own message below, not a span computed from it.
+        if all(d > 0 for d in self.dilation) and max(extents) > _MOST_ELEMENTS:
             raise ValueError(
                 f"{type(self).__name__}: kernel_size {self.kernel_size} with dilation "
                 f"{self.dilation} spans {tuple(extents)}, more than this machine can address"
