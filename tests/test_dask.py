@@ -327,3 +327,77 @@ def test_errors_name_the_argument():
     unknown = x[x[:, 0, 0, 0] > 0]
     with pytest.raises(ValueError, match="chunks of unknown size"):
         cd.conv2d(unknown, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding modes: the padded array's convolution and, for its adjoint, the ring folded back
+
+MODE_CASES = [
+    # dims, stride, padding, dilation, input chunks (spatial), grad chunks (spatial)
+    (1, 1, 2, 1, ((4, 3, 6),), ((5, 8),)),
+    (1, 3, ((3, 1),), 2, ((2, 2, 9),), ((1, 4),)),
+    (2, 1, 1, 1, ((3, 6), (2, 3, 3)), ((4, 5), (8,))),
+    (2, 2, ((2, 1), (0, 2)), 1, ((5, 4), (3, 5)), ((2, 3), (4, 2))),
+    (2, (2, 1), "same", (1, 2), ((9,), (3, 3, 2)), ((2, 3), (8,))),
+    (3, 2, ((1, 2), (2, 0), (1, 1)), 1, ((3, 3), (6,), (2, 4)), ((1, 3), (4,), (2, 2))),
+]
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
+@pytest.mark.parametrize("case", MODE_CASES, ids=[f"{c[0]}d-{i}" for i, c in enumerate(MODE_CASES)])
+def test_padding_modes_equal_functional_forward_and_backward(case, transposed, mode):
+    dims, stride, padding, dilation, x_chunks, dy_chunks = case
+    sizes = tuple(sum(c) for c in x_chunks)
+    x = rng.standard_normal((2, 3, *sizes))
+    w = rng.standard_normal((3, 2, *(3,) * dims) if transposed else (2, 3, *(3,) * dims))
+    b = rng.standard_normal(2)
+    name = f"conv_transpose{dims}d" if transposed else f"conv{dims}d"
+    kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "padding_mode": mode}
+    y = getattr(functional, name)(x, w, b, **kwargs)
+    lazy_x = da.from_array(x, chunks=(1, 3, *x_chunks))
+    lazy_y = getattr(cd, name)(lazy_x, w, b, **kwargs)
+    assert_close(lazy_y.compute(), y, np.float64, "forward")
+    if not transposed:
+        assert len(lazy_y.chunks[2]) > 1 or len(x_chunks[0]) == 1, "the spatial chunks stay"
+
+    dy = rng.standard_normal(y.shape)
+    spread = tuple(c if sum(c) == s else (s,) for c, s in zip(dy_chunks, y.shape[2:], strict=True))
+    lazy_dy = da.from_array(dy, chunks=(1, 2, *spread))
+    lazy = getattr(cd, f"{name}_backward")(lazy_dy, lazy_x, w, **kwargs)
+    expected = getattr(functional, f"{name}_backward")(dy, x, w, **kwargs)
+    for what, got, want in zip(
+        ("grad_input", "grad_weight", "grad_bias"), dask.compute(*lazy), expected, strict=True
+    ):
+        assert_close(got, want, np.float64, what)
+    assert lazy[0].chunks[2:] == lazy_x.chunks[2:], "grad_input is chunked like the input"
+
+
+@pytest.mark.parametrize("mode", ["reflect", "circular"])
+def test_padding_modes_unbatched_and_masked(mode):
+    x = rng.standard_normal((3, 11, 7))
+    w = rng.standard_normal((3, 2, 3, 3))
+    kwargs = {"stride": 2, "padding": 1, "padding_mode": mode}
+    lazy_x = da.from_array(x, chunks=(3, 4, 4))
+    y = cd.conv_transpose2d(lazy_x, w, **kwargs)
+    expected = functional.conv_transpose2d(x, w, **kwargs)
+    assert_close(y.compute(), expected, np.float64)
+    dy = rng.standard_normal(expected.shape)
+    grad_input, grad_weight, grad_bias = cd.conv_transpose2d_backward(
+        dy, lazy_x, w, output_mask=(True, False, True), **kwargs
+    )
+    want = functional.conv_transpose2d_backward(dy, x, w, output_mask=(True, False, True), **kwargs)
+    assert grad_weight is None
+    assert_close(grad_input.compute(), want[0], np.float64)
+    assert_close(grad_bias.compute(), want[2], np.float64)
+
+
+def test_padding_modes_are_checked_as_functional_checks_them():
+    x = da.from_array(rng.standard_normal((1, 2, 4, 4)), chunks=(1, 2, 2, 2))
+    w = rng.standard_normal((2, 2, 3, 3))
+    with pytest.raises(ValueError, match="conv2d: padding_mode must be"):
+        cd.conv2d(x, w, padding=1, padding_mode="wrap")
+    with pytest.raises(ValueError, match="reflect"):
+        cd.conv2d(x, w, padding=4, padding_mode="reflect")
+    with pytest.raises(TypeError, match="padding_mode must be a str"):
+        cd.conv_transpose2d_backward(da.zeros((1, 2, 4, 4)), x, w, padding=1, padding_mode=1)

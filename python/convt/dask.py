@@ -17,6 +17,8 @@ whichever scheduler is active: threads, processes, or a ``distributed.Client`` o
   stride. A transposed convolution computes each input chunk's contribution once and adds the
   overlapping parts of neighbouring chunks' contributions.
 - Channels are never split: an input chunked along its channel axis is rechunked to one chunk.
+- A ``padding_mode`` other than 'zeros' pads the input with ``dask.array.pad`` and convolves
+  that with no padding; a transposed convolution, its adjoint, folds its output's ring back.
 
 The backward functions return ``(grad_input, grad_weight, grad_bias)``, all lazy: ``grad_input``
 chunked like the input, ``grad_weight`` and ``grad_bias`` the sums of per-chunk partial gradients
@@ -437,6 +439,126 @@ def _chunks(bounds: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
     return [tuple(np.diff(b).tolist()) for b in bounds]
 
 
+# A padding mode with values is the convolution, with no padding, of the padded array (dask's
+# pad, whose 'reflect', 'edge' and 'wrap' are PyTorch's 'reflect', 'replicate' and 'circular');
+# its adjoint folds the padded grid's ring back onto the array.
+_DASK_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _pad(array: da.Array, geometry: Any) -> da.Array:
+    """``array`` with the ring that the geometry's padding mode puts around it."""
+    pairs = [(0, 0), (0, 0), *zip(geometry.padding_before, geometry.padding_after, strict=True)]
+    return da.pad(array, pairs, mode=_DASK_MODES[geometry.padding_mode])
+
+
+def _fold(padded: da.Array, geometry: Any, chunks: tuple | None = None) -> da.Array:
+    """The adjoint of :func:`_pad`: each ring cell added onto the cell it was read from. The
+    result has ``chunks``, or by default the padded array's chunks without the ring."""
+    mode = geometry.padding_mode
+    pads = list(zip(geometry.padding_before, geometry.padding_after, strict=True))
+    if chunks is None:
+        inner = [slice(b, size - a) for (b, a), size in zip(pads, padded.shape[2:], strict=True)]
+        where = (slice(None), slice(None), *inner)
+        chunks = padded[where].chunks
+    out = padded
+    for axis, (before, after) in enumerate(pads, start=2):
+        size = out.shape[axis] - before - after
+
+        def take(begin: int, end: int, array: da.Array = out, axis: int = axis) -> da.Array:
+            return array[(slice(None),) * axis + (slice(begin, end),)]
+
+        # (the first cell a ring lands on, its values in the order they land)
+        rings: list[tuple[int, da.Array]] = []
+        if before:
+            ring = take(0, before)
+            if mode == "circular":
+                rings.append((size - before, ring))
+            elif mode == "replicate":
+                rings.append((0, ring.sum(axis=axis, keepdims=True)))
+            else:
+                rings.append((1, da.flip(ring, axis)))
+        if after:
+            ring = take(before + size, before + size + after)
+            if mode == "circular":
+                rings.append((0, ring))
+            elif mode == "replicate":
+                rings.append((size - 1, ring.sum(axis=axis, keepdims=True)))
+            else:
+                rings.append((size - 1 - after, da.flip(ring, axis)))
+        core = take(before, before + size)
+        for first, ring in rings:
+            widths = [(0, 0)] * out.ndim
+            widths[axis] = (first, size - first - ring.shape[axis])
+            core = core + da.pad(ring, widths, mode="constant")
+        out = core
+    return out.rechunk(chunks)
+
+
+def _unpadded(geometry: Any, shape: tuple[int, ...], weight: np.ndarray) -> Any:
+    """The geometry of the same call on the padded grid, with no padding of its own."""
+    zeros = (0,) * geometry.dims
+    if geometry.transposed:
+        return _core.conv_transpose_geometry(
+            geometry.dims, shape, weight.shape, geometry.stride, zeros, zeros, "explicit",
+            geometry.output_padding, geometry.groups, geometry.dilation, ()
+        )  # fmt: skip
+    return _core.conv_geometry(
+        geometry.dims, shape, weight.shape, geometry.stride, zeros, zeros, "explicit",
+        geometry.dilation, geometry.groups,
+    )  # fmt: skip
+
+
+def _forward_with_mode(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Array:
+    """A forward call: with a padding mode that holds values, the convolution of the padded
+    input, or the fold of the transposed convolution's padded output (its bias added once,
+    after the fold)."""
+    if geometry.padding_mode == "zeros":
+        return _forward(geometry, x, weight, bias, unbatched)
+    if not geometry.transposed:
+        padded = _pad(x, geometry)
+        unpadded = _unpadded(geometry, padded.shape, weight)
+        return _forward(unpadded, padded, weight, bias, unbatched)
+    grid = _forward(_unpadded(geometry, x.shape, weight), x, weight, None, False)
+    result = _fold(grid, geometry)
+    if bias is not None:
+        result = result + bias.reshape((-1,) + (1,) * geometry.dims)
+    return result[0] if unbatched else result
+
+
+def _backward_with_mode(
+    geometry: Any, grad_output: da.Array, input: da.Array, weight, unbatched: bool,
+    output_mask: Sequence[bool], split_every: Any,
+) -> Gradients:  # fmt: skip
+    """The gradients of a call: with a padding mode that holds values, through the padded
+    grid, a convolution's input gradient folded and a transposed convolution's grad_output
+    padded."""
+    if geometry.padding_mode == "zeros":
+        return _backward(geometry, grad_output, input, weight, unbatched, output_mask, split_every)
+    need = tuple(bool(m) for m in output_mask)
+    if len(need) != 3:
+        raise ValueError(f"{geometry.name}: output_mask must have 3 entries, got {len(need)}")
+    if not geometry.transposed:
+        padded = _pad(input, geometry)
+        unpadded = _unpadded(geometry, padded.shape, weight)
+        grad_padded, grad_weight, grad_bias = _backward(
+            unpadded, grad_output, padded, weight, False, need, split_every
+        )
+        grad_input = None if grad_padded is None else _fold(grad_padded, geometry, input.chunks)
+    else:
+        unpadded = _unpadded(geometry, input.shape, weight)
+        padded = _pad(grad_output, geometry).rechunk({0: input.chunks[0]})
+        grad_input, grad_weight, _ = _backward(
+            unpadded, padded, input, weight, False, (*need[:2], False), split_every
+        )
+        grad_bias = None
+        if need[2]:
+            axes = (0, *range(2, grad_output.ndim))
+            grad_bias = grad_output.sum(axis=axes, split_every=split_every, dtype=weight.dtype)
+    if unbatched and grad_input is not None:
+        grad_input = grad_input[0]
+    return grad_input, grad_weight, grad_bias
+
+
 def _forward(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Array:
     op = geometry.name
     dims = geometry.dims
@@ -703,10 +825,14 @@ def _make_conv(dims: int):
         padding: Padding = 0,
         dilation: IntOrTuple = 1,
         groups: int = 1,
+        *,
+        padding_mode: str = "zeros",
     ) -> da.Array:
         x, weight, bias, unbatched = _prepare(op, input, weight, bias, dims)
-        geometry = functional._conv_geometry(dims, x, weight, stride, padding, dilation, groups)
-        return _forward(geometry, x, weight, bias, unbatched)
+        geometry = functional._conv_geometry(
+            dims, x, weight, stride, padding, dilation, groups, padding_mode
+        )
+        return _forward_with_mode(geometry, x, weight, bias, unbatched)
 
     def backward(
         grad_output: Any,
@@ -717,13 +843,16 @@ def _make_conv(dims: int):
         dilation: IntOrTuple = 1,
         groups: int = 1,
         *,
+        padding_mode: str = "zeros",
         output_mask: Sequence[bool] = (True, True, True),
         split_every: int | None = None,
     ) -> Gradients:
         x, weight, _, unbatched = _prepare(op, input, weight, None, dims)
-        geometry = functional._conv_geometry(dims, x, weight, stride, padding, dilation, groups)
+        geometry = functional._conv_geometry(
+            dims, x, weight, stride, padding, dilation, groups, padding_mode
+        )
         dy = _grad_output(op, grad_output, x, geometry.output_shape, unbatched)
-        return _backward(geometry, dy, x, weight, unbatched, output_mask, split_every)
+        return _backward_with_mode(geometry, dy, x, weight, unbatched, output_mask, split_every)
 
     conv.__name__ = conv.__qualname__ = op
     conv.__doc__ = (
@@ -749,12 +878,14 @@ def _make_conv_transpose(dims: int):
         dilation: IntOrTuple = 1,
         *,
         output_size: IntOrTuple | None = None,
+        padding_mode: str = "zeros",
     ) -> da.Array:
         y, weight, bias, unbatched = _prepare(op, input, weight, bias, dims)
         geometry = functional._conv_transpose_geometry(
-            dims, y, weight, stride, padding, output_padding, groups, dilation, output_size
-        )
-        return _forward(geometry, y, weight, bias, unbatched)
+            dims, y, weight, stride, padding, output_padding, groups, dilation, output_size,
+            padding_mode,
+        )  # fmt: skip
+        return _forward_with_mode(geometry, y, weight, bias, unbatched)
 
     def backward(
         grad_output: Any,
@@ -767,15 +898,17 @@ def _make_conv_transpose(dims: int):
         dilation: IntOrTuple = 1,
         *,
         output_size: IntOrTuple | None = None,
+        padding_mode: str = "zeros",
         output_mask: Sequence[bool] = (True, True, True),
         split_every: int | None = None,
     ) -> Gradients:
         y, weight, _, unbatched = _prepare(op, input, weight, None, dims)
         geometry = functional._conv_transpose_geometry(
-            dims, y, weight, stride, padding, output_padding, groups, dilation, output_size
-        )
+            dims, y, weight, stride, padding, output_padding, groups, dilation, output_size,
+            padding_mode,
+        )  # fmt: skip
         dx = _grad_output(op, grad_output, y, geometry.output_shape, unbatched)
-        return _backward(geometry, dx, y, weight, unbatched, output_mask, split_every)
+        return _backward_with_mode(geometry, dx, y, weight, unbatched, output_mask, split_every)
 
     conv_transpose.__name__ = conv_transpose.__qualname__ = op
     conv_transpose.__doc__ = (
