@@ -491,6 +491,15 @@ PYBIND11_MODULE(_core, m) {
         return without_gil([&] { return convt::fma_peak_gflops(seconds); });
       },
       py::arg("seconds"));
+  // The least a bound call can cost that takes two arrays and returns a new one (a's shape and
+  // dtype, uninitialised): the floor the bench holds the seed-sized calls' overhead against.
+  m.def(
+      "floor_probe",
+      [](const py::array& a, const py::array& b) {
+        (void)b;
+        return py::array(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+      },
+      py::arg("a"), py::arg("b"));
   m.def("workspace_bytes", &convt::workspace_bytes);
   m.def("release_workspace", &convt::release_workspace);
   m.def("kept_output_bytes", [] { return convt::output_pool().bytes_held(); });

@@ -5,8 +5,9 @@ Nothing here asserts a speed: timings on a shared machine are for the bench to p
 import math
 import sys
 
+import numpy as np
 import pytest
-from convt import bench
+from convt import _core, bench
 
 
 @pytest.mark.parametrize("case", bench.CASES, ids=lambda case: case.name)
@@ -50,3 +51,19 @@ def test_without_pytorch_its_columns_say_dash_not_nan(monkeypatch):
     torch_cells = [cells[3], cells[4], cells[7], cells[8], cells[10].split(" / ")[1]]
     assert torch_cells == ["-"] * 5
     assert "geometric mean" not in report
+
+
+def test_floor_probe_returns_a_new_array_of_the_first_ones_shape_and_dtype():
+    a = np.ones((4, 5), dtype=np.float32)
+    b = np.ones(3)
+    result = _core.floor_probe(a, b)
+    assert result.shape == a.shape and result.dtype == a.dtype
+    assert not np.shares_memory(result, a) and not np.shares_memory(result, b)
+
+
+def test_floor_report_gives_each_call_as_a_multiple_of_the_floor():
+    report = bench.floor_report(repeats=3)
+    assert report.startswith("Call overhead, float64: floor (_core.floor_probe) ")
+    assert "_core.convolute 10x10 3x3" in report
+    assert "functional.conv_transpose2d seed 000" in report
+    assert report.count("x)") == 2

@@ -122,6 +122,24 @@ CASES: list[Case] = [
     Case("depthwise 128x56x56 3x3", False, (32, 128, 56, 56), (128, 1, 3, 3), 1, 1, groups=128),
     Case("1-D 64x1024 -> 64 k5", False, (32, 64, 1024), (64, 64, 5), 1, 2),
     Case("3-D 32x16x32x32 3x3x3", False, (4, 32, 16, 32, 32), (32, 32, 3, 3, 3), 1, 1),
+    # Transposed layers users report as slow on CPUs, in their own shapes. A vocoder's
+    # up-sampling (pytorch/pytorch#120982):
+    Case("vocoder up 512x100 -> 256 k1024 s256", True, (1, 512, 100), (512, 256, 1024), 256, 384),
+    # 3-D U-Net decoder layers (the second is oneDNN's unet_3d:deconv8):
+    Case("3-D U-Net up 256x16^3 -> 128 2^3 s2", True, (1, 256, 16, 16, 16), (256, 128, 2, 2, 2), 2),
+    Case("3-D U-Net 512x8x9x9 -> 256 3^3", True, (1, 512, 8, 9, 9), (512, 256, 3, 3, 3)),
+    # A strided 3-D up-sampling (tensorflow/tensorflow#19611):
+    Case(
+        "3-D up 64x16x32x32 -> 32 3^3 s2",
+        True,
+        (2, 64, 16, 32, 32),
+        (64, 32, 3, 3, 3),
+        2,
+        1,
+        output_padding=1,
+    ),
+    # A 2x up-sampling of a 6x6 image with DCGAN's kernel, stride and padding: all call overhead.
+    Case("1x2x6x6 -> 2 k4 s2 p1", True, (1, 2, 6, 6), (2, 2, 4, 4), 2, 1, seed_sized=True),
 ]
 
 
@@ -250,6 +268,28 @@ def run_case(case: Case, repeats: int, budget: float, torch_available: bool) -> 
     return Result(case, tuple(forward), tuple(both), memory)
 
 
+def floor_report(repeats: int = 2001) -> str:
+    """The cost of the smallest bound call that takes two arrays and returns a new one, beside
+    seed-sized forwards, which are nothing but call overhead: each as a multiple of it."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((10, 10))
+    w = rng.standard_normal((3, 3))
+    x4 = x.reshape(1, 1, 10, 10)
+    w4 = w.reshape(1, 1, 3, 3)
+    probes = {
+        "floor (_core.floor_probe)": lambda: _core.floor_probe(x, w),
+        "_core.convolute 10x10 3x3": lambda: _core.convolute(x, w),
+        "functional.conv_transpose2d seed 000": lambda: functional.conv_transpose2d(x4, w4),
+    }
+    times = _median_times(list(probes.values()), repeats, 1.0)
+    floor = times[0]
+    cells = [
+        f"{name} {_fmt_time(t)}" + ("" if i == 0 else f" ({t / floor:.1f}x)")
+        for i, (name, t) in enumerate(zip(probes, times, strict=True))
+    ]
+    return "Call overhead, float64: " + "; ".join(cells) + "."
+
+
 def _fmt_time(seconds: float) -> str:
     if math.isnan(seconds):
         return "-"
@@ -359,6 +399,8 @@ def run(quick: bool = False, repeats: int = 15, budget: float = 3.0, cases=None,
     selected = cases if cases is not None else [c for c in CASES if c.quick or not quick]
     peak = measure_fma_peak()
     log(f"FMA peak (float32, {_core.get_num_threads()} threads): {peak:.0f} GFLOP/s")
+    overhead = floor_report()
+    log(overhead)
     results = []
     for case in selected:
         result = run_case(case, repeats, budget, torch_available)
@@ -372,6 +414,6 @@ def run(quick: bool = False, repeats: int = 15, budget: float = 3.0, cases=None,
         f"Machine: {_cpu_model()}, {os.cpu_count()} CPUs, {_core.get_num_threads()} threads; "
         f"convt {_core.__version__} (commit {_commit()}, ISA {_core.get_isa()}); "
         f"PyTorch {torch_version}; date {datetime.date.today().isoformat()}; measured FMA peak "
-        f"{peak:.0f} GFLOP/s float32.\n\n"
+        f"{peak:.0f} GFLOP/s float32.\n\n{overhead}\n\n"
     )
     return header + main_table(results, peak)
