@@ -35,6 +35,9 @@ def layer_calls(dtype):
         ((3, 64, 24, 24), (96, 64, 1, 1), dict()),  # pointwise
         ((2, 300, 16, 16), (20, 300, 2, 2), dict(stride=2)),  # deep reduction
         ((2, 16, 4000), (8, 16, 5), dict(dilation=3)),  # long 1-d signal
+        # One block of one sample: the input gradient's chunks of channels split between threads.
+        ((1, 64, 32, 32), (64, 64, 3, 3), dict(stride=2, padding=1)),
+        ((1, 32, 2048), (32, 32, 64), dict(stride=16, padding=8)),  # an uneven last chunk
     ]
     for x_shape, w_shape, kwargs in shapes:
         dims = len(x_shape) - 2

@@ -352,18 +352,24 @@ void backward_input_kernel(const ConvGeometry& g, const KernelCall<T>& call, con
         continue;
       }
       // A chunk of channels at a time, so that their lowered rows are still in the core's
-      // cache when col2im adds them up.
+      // cache when col2im adds them up. Chunks write disjoint channels of dx, so where the
+      // threads do not already take whole blocks (a batch of one), each takes whole chunks: a
+      // GEMM and its col2im on one core, with no team started and joined for each.
       const index_t chunk = col2im_chunk_channels(g, block.columns(), call.isa);
       const index_t taps = g.kernel_volume();
-      T* lowered = scratch<T>(Scratch::lowered, chunk * taps * block.columns());
-      for (index_t c0 = 0; c0 < g.x_channels_per_group(); c0 += chunk) {
+      const index_t chunks = (g.x_channels_per_group() + chunk - 1) / chunk;
+      const double block_work = static_cast<double>(g.x_channels_per_group()) * taps *
+                                block.columns() * g.y_channels_per_group();
+      parallel_for(chunks, threads_for(block_work), [&](index_t index) {
+        const index_t c0 = index * chunk;
         const index_t c1 = std::min(g.x_channels_per_group(), c0 + chunk);
+        T* lowered = scratch<T>(Scratch::lowered, chunk * taps * block.columns());
         gemm<T>((c1 - c0) * taps, block.columns(), g.y_channels_per_group(),
                 call.weight[group].rows_from(c0 * taps),
                 MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false,
                 call.isa);
         col2im(g, lowered, block, dx_group, sample_stride, c0, c1);
-      }
+      });
     }
   });
 }
