@@ -34,6 +34,18 @@ CASES = {
     "pointwise grouped": (False, (3, 18, 7, 9), (36, 6, 1, 1), (1, 1), (0, 0), (1, 1), 3, None),
     # wide enough for a GEMM per sample over x itself
     "pointwise wide": (False, (2, 17, 24, 23), (33, 17, 1, 1), (1, 1), (0, 0), (1, 1), 1, None),
+    # x's rows 4 KiB (float32) and 8 KiB (float64) apart: the GEMM packs what it would read
+    # in place, whose rows would share an L1 set
+    "pointwise rows 4 KiB apart": (
+        False,
+        (2, 17, 32, 32),
+        (33, 17, 1, 1),
+        (1, 1),
+        (0, 0),
+        (1, 1),
+        1,
+        None,
+    ),
     "pointwise wide grouped transposed": (
         True,
         (2, 12, 40, 15),
@@ -120,6 +132,7 @@ ALGORITHMS = {
     "pointwise": ("im2col", "col2im"),
     "pointwise grouped": ("im2col", "col2im"),
     "pointwise wide": ("pointwise", "pointwise"),
+    "pointwise rows 4 KiB apart": ("pointwise", "pointwise"),
     "pointwise wide grouped transposed": ("pointwise", "pointwise"),
     "strided dilated grouped 3d": ("im2col", "col2im"),
     "transposed odd tiles": ("im2col", "col2im"),
