@@ -791,3 +791,22 @@ def test_a_layer_names_a_bad_dilation_before_the_span_it_would_make(dilation, wo
         ValueError, lambda: nn.Conv2d(1, 2, (2, 2), padding="same", dilation=dilation), *words
     )
     assert "spans" not in message and "((" not in message
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d"])
+def test_a_scalar_stride_is_named_once_per_spatial_dimension(name):
+    x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"stride \(0, 0\) must be positive"):
+        getattr(functional, name)(x, w, stride=0)
+    with pytest.raises(ValueError, match=r"padding \(-1, -1\) must be non-negative"):
+        getattr(functional, name)(x, w, padding=-1)
+
+
+def test_a_python_scalar_input_reports_shape_empty():
+    with pytest.raises(ValueError, match=r"got 0 with shape \(\)"):
+        functional.conv2d(1.0, np.ones((1, 1, 3, 3)))
+
+
+def test_a_list_as_out_gets_convts_own_type_error():
+    with pytest.raises(TypeError, match="conv2d: out must be a NumPy array or None, got list"):
+        functional.conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), out=[0])

@@ -93,7 +93,8 @@ def floating_arrays(op: str, **arrays: Any) -> list[np.ndarray | None]:
 
 def _computable(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``array`` as a C-contiguous, aligned array of ``dtype``: itself when it is one."""
-    result = np.ascontiguousarray(array, dtype=dtype)
+    # np.ascontiguousarray would make a 0-d array 1-d, and the shape in a message then be (1,).
+    result = np.asarray(array, dtype=dtype, order="C")
     # NumPy hands back an unaligned array that needs no other conversion as it is; the kernels'
     # loads assume alignment, so such an array is copied once.
     return result if result.flags.aligned else result.copy()
@@ -175,20 +176,26 @@ def _geometry(build, *key):
     return geometry
 
 
+def _each(values: tuple[int, ...], dims: int) -> tuple[int, ...]:
+    """One value per spatial dimension, as a message about them should show them."""
+    return values * dims if len(values) == 1 and dims > 1 else values
+
+
 def _conv_geometry(dims, input, weight, stride, padding, dilation, groups, padding_mode="zeros"):
     op = f"conv{dims}d"
     before, after, rule = _padding(op, padding)
+    before, after = _each(before, dims), _each(after, dims)
     return _geometry(
         _core.conv_geometry,
         "conv",
         dims,
         input.shape,
         weight.shape,
-        _ints(op, "stride", stride),
+        _each(_ints(op, "stride", stride), dims),
         before,
         after,
         rule,
-        _ints(op, "dilation", dilation),
+        _each(_ints(op, "dilation", dilation), dims),
         _group_count(op, groups),
         _padding_mode(op, padding_mode),
     )
@@ -208,19 +215,20 @@ def _conv_transpose_geometry(
 ):
     op = f"conv_transpose{dims}d"
     before, after, rule = _padding(op, padding)
+    before, after = _each(before, dims), _each(after, dims)
     return _geometry(
         _core.conv_transpose_geometry,
         "conv_transpose",
         dims,
         input.shape,
         weight.shape,
-        _ints(op, "stride", stride),
+        _each(_ints(op, "stride", stride), dims),
         before,
         after,
         rule,
-        _ints(op, "output_padding", output_padding),
+        _each(_ints(op, "output_padding", output_padding), dims),
         _group_count(op, groups),
-        _ints(op, "dilation", dilation),
+        _each(_ints(op, "dilation", dilation), dims),
         () if output_size is None else _ints(op, "output_size", output_size),
         _padding_mode(op, mode),
     )
