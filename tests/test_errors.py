@@ -152,7 +152,8 @@ def test_stride_and_dilation_must_be_positive(op, backward, argument, value):
     raises(
         ValueError, call_with(op, backward, **{argument: value}), argument, str(value), "positive"
     )
-    raises(ValueError, call_with(op, backward, **{argument: per_dim}), argument, str(per_dim))
+    named = "(" + ", ".join(map(str, per_dim)) + ")"  # one value as (0), not Python's (0,)
+    raises(ValueError, call_with(op, backward, **{argument: per_dim}), argument, named)
 
 
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
@@ -810,3 +811,26 @@ def test_a_python_scalar_input_reports_shape_empty():
 def test_a_list_as_out_gets_convts_own_type_error():
     with pytest.raises(TypeError, match="conv2d: out must be a NumPy array or None, got list"):
         functional.conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), out=[0])
+
+
+@pytest.mark.parametrize("name", ["conv1d", "conv_transpose1d"])
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("stride", 0, "stride (0) must be positive"),
+        ("dilation", -2, "dilation (-2) must be positive"),
+        ("padding", -1, "padding (-1) must be non-negative"),
+    ],
+)
+@pytest.mark.parametrize("given", [int, lambda v: (v,)], ids=["int", "tuple"])
+def test_a_one_dimensional_argument_is_named_as_one_value(name, argument, value, message, given):
+    x, w = np.ones((1, 1, 5)), np.ones((1, 1, 3))
+    with pytest.raises(ValueError) as error:
+        getattr(functional, name)(x, w, **{argument: given(value)})
+    assert str(error.value) == f"{name}: {message}"
+
+
+def test_a_one_dimensional_output_padding_is_named_as_one_value():
+    with pytest.raises(ValueError) as error:
+        functional.conv_transpose1d(np.ones((1, 1, 5)), np.ones((1, 1, 3)), output_padding=-1)
+    assert str(error.value) == "conv_transpose1d: output_padding (-1) must be non-negative"

@@ -230,7 +230,7 @@ TEST(GeometryErrors, ErrorIsAnInvalidArgument) {
     ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({0}, {0}));
     FAIL() << "no exception";
   } catch (const std::invalid_argument& error) {
-    EXPECT_STREQ(error.what(), "conv2d: stride (0,) must be positive");
+    EXPECT_STREQ(error.what(), "conv2d: stride (0) must be positive");
   }
 }
 
@@ -342,7 +342,7 @@ TEST(GeometryErrors, NonPositiveStrideOrDilation) {
       [] {
         ConvGeometry::transposed(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({1}, {0}, {0}));
       },
-      {"conv_transpose2d: dilation (0,) must be positive"});
+      {"conv_transpose2d: dilation (0) must be positive"});
 }
 
 TEST(GeometryErrors, NegativePadding) {
@@ -350,7 +350,7 @@ TEST(GeometryErrors, NegativePadding) {
       [] {
         ConvGeometry::convolution(2, {1, 1, 5, 5}, {1, 1, 3, 3}, options({1}, {-1}));
       },
-      {"conv2d: padding (-1,) must be non-negative"});
+      {"conv2d: padding (-1) must be non-negative"});
   ConvOptions o;
   o.padding_after = {0, -2};
   expect_error(
@@ -392,7 +392,7 @@ TEST(GeometryErrors, NegativeOutputPadding) {
       [] {
         ConvGeometry::transposed(1, {1, 1, 5}, {1, 1, 3}, options({2}, {0}, {1}, 1, {-1}));
       },
-      {"conv_transpose1d: output_padding (-1,) must be non-negative"});
+      {"conv_transpose1d: output_padding (-1) must be non-negative"});
 }
 
 TEST(GeometryErrors, OutputPaddingPerDimension) {

@@ -78,6 +78,12 @@ inline std::string format_values(const Shape& values) {
   return text + (values.size() == 1 ? ",)" : ")");
 }
 
+// An argument's values as the messages name them: one value as "(2)", as groups (2) is named;
+// several as "(1, 2)". Shapes keep Python's "(2,)".
+inline std::string format_arguments(const Shape& values) {
+  return values.size() == 1 ? "(" + std::to_string(values[0]) + ")" : format_values(values);
+}
+
 inline std::string format_extent(const Extent& values, int dims) {
   return dims == 1 ? std::to_string(values.back())
                    : format_values(Shape(values.end() - dims, values.end()));
@@ -335,11 +341,11 @@ inline void require_all(const std::string& op, const char* argument, const Shape
                         index_t least) {
   for (index_t value : values) {
     if (value < least) {
-      fail(op, ": ", argument, " ", format_values(values), " must be ",
+      fail(op, ": ", argument, " ", format_arguments(values), " must be ",
            least > 0 ? "positive" : "non-negative");
     }
     if (value > max_elements) {
-      fail(op, ": ", argument, " ", format_values(values), " must be at most ", max_elements,
+      fail(op, ": ", argument, " ", format_arguments(values), " must be at most ", max_elements,
            " (2**60 - 1)");
     }
   }
