@@ -1,4 +1,5 @@
-"""The command line: ``python -m convt demo`` trains seed 000's network and its loss falls."""
+"""The command line: ``python -m convt demo`` trains the network of seed 000 (the question convt
+grew from, listed in docs/index.md) and its loss falls."""
 
 import re
 import subprocess

@@ -1,5 +1,6 @@
 """convt.gradcheck and convt.jacobian: every op and layer kind passes, wrong gradients fail, and the
-Jacobians of seed 001 come out with its printed numbers."""
+Jacobians of seed 001 (the blog post on the gradients of convolution and deconvolution, listed in
+docs/index.md) come out with its printed numbers."""
 
 import convt
 import numpy as np

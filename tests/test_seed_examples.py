@@ -1,11 +1,14 @@
-"""The worked examples of shared/seeds/ with their printed numbers, and the seed's naive loops as
-the oracle of the single-channel functions.
+"""The worked examples of the seeds (the texts convt grew from, listed in docs/index.md) with
+their printed numbers, and seed 000's naive loops as the oracle of the single-channel functions.
 
-* 000: the question's ``convolute`` / ``convolute_full`` / ``convolute_full_backward`` loops,
-  its linear-loss check of the gradients, and its two-layer transposed-convolution network;
-* 001: TensorFlow's conv2d_transpose of 1..9 with [[1, 2], [3, 4]] and the Jacobians it prints;
-* 002: im2col/col2im backward, one sample and two samples with three channels;
-* 004: the all-ones example of a naive convolution layer.
+* 000, the question whose hand-written C++ transposed-convolution layer's weights diverged: its
+  answer's ``convolute`` / ``convolute_full`` / ``convolute_full_backward`` loops, its linear-loss
+  check of the gradients, and the question's two-layer transposed-convolution network;
+* 001, the blog post on the gradients of convolution and deconvolution: TensorFlow's
+  conv2d_transpose of 1..9 with [[1, 2], [3, 4]] and the Jacobians it prints;
+* 002, the textbook chapter on the backward pass by col2im: one sample, and two samples with
+  three channels;
+* 004, the course notes on a naive convolution layer: their all-ones example.
 """
 
 # The seed's names (X, W, dZ, ...) are kept so that the loops read as the seed wrote them.

@@ -2,10 +2,11 @@
 padding, dilations, groups, and conv2d_transpose's output_shape check.
 
 The oracles: TensorFlow's documented formulas (written out here, independently of the module),
-seed 001's worked example with its printed numbers, the plain-loop reference of tests/reference.py
-after converting TensorFlow's layouts, PyTorch's conv_transpose2d where TensorFlow's arguments map
-onto it, and TensorFlow itself when it is installed (CI does not install it; see
-``test_matches_tensorflow``).
+the worked example of seed 001 (the blog post that checks conv2d_transpose and its gradients
+against TensorFlow, listed in docs/index.md) with its printed numbers, the plain-loop reference of
+tests/reference.py after converting TensorFlow's layouts, PyTorch's conv_transpose2d where
+TensorFlow's arguments map onto it, and TensorFlow itself when it is installed (CI does not
+install it; see ``test_matches_tensorflow``).
 """
 
 import doctest

@@ -38,7 +38,9 @@ Grid to_grid(const Matrix<T>& m) {
   return g;
 }
 
-// Seed 000's `convolute`, loop for loop: a valid cross-correlation with strides.
+// The seeds are the texts convt grew from (docs/index.md lists them). Seed 000, the question whose
+// hand-written transposed-convolution layer's weights diverged: its `convolute`, loop for loop, a
+// valid cross-correlation with strides.
 Grid seed_convolute(const Grid& x, const Grid& w, Strides strides) {
   Grid out((x.rows - w.rows) / strides[0] + 1, (x.cols - w.cols) / strides[1] + 1);
   index_t x_last = 0;
@@ -470,8 +472,9 @@ TEST(Seed000, FcnBackwardIsTheAnswersFormula) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Seed 001: TensorFlow's worked example. conv2d_transpose of 1..9 with the kernel [[1, 2], [3, 4]]
-// equals conv2d of the zero-padded input with the kernel turned by 180 degrees.
+// Seed 001, the blog post on the gradients of convolution and deconvolution: TensorFlow's worked
+// example. conv2d_transpose of 1..9 with the kernel [[1, 2], [3, 4]] equals conv2d of the
+// zero-padded input with the kernel turned by 180 degrees.
 
 const std::vector<double> seed001_output{1, 4, 7, 6, 7, 23, 33, 24, 19, 53, 63, 42, 21, 52, 59, 36};
 
@@ -537,7 +540,8 @@ TYPED_TEST(Seed001, TransposedConvolutionJacobianEntries) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Seed 002: the im2col / col2im worked examples.
+// Seed 002, the textbook chapter on the backward pass by col2im: its im2col / col2im worked
+// examples.
 
 TEST(Seed002, SingleSampleIm2colAndGradients) {
   const convt::ConvGeometry g = convt::ConvGeometry::convolution(2, {1, 1, 3, 3}, {1, 1, 2, 2});
@@ -604,7 +608,7 @@ TEST(Seed002, TwoSamplesThreeChannels) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Seed 004: the naive conv layer on ones.
+// Seed 004, the course notes on a naive convolution layer: the layer on ones.
 
 TEST(Seed004, OnesForwardAndBackward) {
   const convt::ConvGeometry g = convt::ConvGeometry::convolution(2, {2, 3, 4, 4}, {2, 3, 3, 3});

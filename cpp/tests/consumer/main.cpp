@@ -1,5 +1,6 @@
-// Uses an installed convt as a C++ program with no Python does: the seed 001 example (a
-// transposed convolution of 1..9 with the kernel [[1, 2], [3, 4]] and its exact gradient), then a
+// Uses an installed convt as a C++ program with no Python does: the example of seed 001 (the
+// blog post on the gradients of convolution and deconvolution, listed in docs/index.md), a
+// transposed convolution of 1..9 with the kernel [[1, 2], [3, 4]] and its exact gradient; then a
 // batched transposed convolution large enough to be threaded, compared with a plain loop. It
 // prints whether it was built with OpenMP and how many threads the kernels used, so that a build
 // without OpenMP can be seen to work single-threaded.

@@ -1,5 +1,6 @@
 """``convt demo``: trains two small networks built from transposed convolutions and shows their
-losses falling: (a) seed 000's two 3x3 transposed convolutions, 10x10 -> 14x14; (b) a
+losses falling: (a) the two 3x3 transposed convolutions, 10x10 -> 14x14, of seed 000 (the
+question convt grew from, whose hand-written layer's weights diverged; docs/index.md); (b) a
 multi-channel up-sampling network (ConvTranspose2d with stride 2, ReLU) that learns to turn 8x8
 colour images of random blobs into their 16x16 originals."""
 

@@ -22,7 +22,8 @@ out; TensorFlow is not needed. Arrays are brought to one floating dtype as in
 A transposed convolution is the gradient of the convolution with the same arguments for its
 input (TensorFlow computes ``conv2d_transpose`` as ``conv2d_backprop_input``); its
 ``output_shape`` must be a size that this convolution maps back to the input's size, else
-ValueError, as TensorFlow. Seed 001's example:
+ValueError, as TensorFlow. The example of seed 001, a blog post that checks each number against
+TensorFlow (docs/index.md lists the seeds):
 
 >>> import numpy as np
 >>> from convt.compat import tensorflow as tf
