@@ -11,6 +11,8 @@ install it; see ``test_matches_tensorflow``).
 
 import doctest
 import math
+import subprocess
+import sys
 import warnings
 
 import convt
@@ -23,6 +25,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 REFERENCE_EXAMPLES = examples(150)
+
+
+def test_works_where_tensorflow_cannot_be_imported():
+    # sys.modules[name] = None makes `import name` raise ImportError, as if it were not installed.
+    code = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None\n"
+        "import numpy as np\n"
+        "from convt.compat import tensorflow as tf\n"
+        "y = tf.conv2d_transpose(np.ones((1, 3, 3, 1)), np.ones((2, 2, 1, 1)), [1, 4, 4, 1], 1, "
+        "'VALID')\n"
+        "assert y[0, :, :, 0].tolist()[1] == [2, 4, 4, 2], y\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
 
 # ---- TensorFlow's documented rules, written as its documentation does ----
 
