@@ -1,7 +1,9 @@
 """The documentation is tested: every ```python block of README.md and docs/*.md runs (the blocks
 of one file in order, sharing their variables), every ``$ python -m convt ...`` command shown
-in a ```console block prints what the page says, and every relative link leads somewhere."""
+in a ```console block prints what the page says, and every relative link leads somewhere.
+Blocks that use PyTorch run when it is installed; without it the page reports them skipped."""
 
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -14,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "docs").glob("*.md"))
 FILES = [ROOT / "README.md", *PAGES]
 FENCE = re.compile(r"^```(\S*)([^\n]*)\n(.*?)^```\s*$", re.M | re.S)
+USES_TORCH = re.compile(r"\btorch\b")  # torch, torch.nn, convt.torch
+HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def blocks(path: Path, language: str) -> list[tuple[int, str]]:
@@ -38,6 +42,7 @@ def test_there_are_docs_to_test():
         "output-size.md",
         "weight-layouts.md",
         "seed-000-bug.md",
+        "interop.md",
     }
     assert all(blocks(page, "python") for page in PAGES if page.name != "index.md")
 
@@ -46,8 +51,14 @@ def test_there_are_docs_to_test():
 def test_python_blocks_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything a block writes lands here
     namespace: dict = {"__name__": f"docs_{path.stem}"}
+    needing_torch = []
     for line, code in blocks(path, "python"):
+        if USES_TORCH.search(code) and not HAS_TORCH:
+            needing_torch.append(line)
+            continue
         exec(compile(code, f"{name(path)}, block at line {line}", "exec"), namespace)
+    if needing_torch:
+        pytest.skip(f"{name(path)}: the blocks at lines {needing_torch} need PyTorch")
 
 
 def commands():
