@@ -187,22 +187,20 @@ def _cells(
     ``colour(kind)``, grid lines, a red frame around ``window = (row, column, height, width)``,
     and the texts centred in their cells if they can be read there. Returns whether they were
     drawn."""
+    from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
     rows, cols = len(kinds), len(kinds[0])
     size = _label_points(texts, cell, renderer)
+    # One collection, not a patch per cell: adding thousands of patches one by one takes
+    # seconds.
+    squares = [Rectangle((j - 0.5, i - 0.5), 1, 1) for i in range(rows) for j in range(cols)]
+    colours = [colour(kinds[i][j]) for i in range(rows) for j in range(cols)]
+    ax.add_collection(
+        PatchCollection(squares, facecolors=colours, edgecolors="#888888", linewidths=0.6)
+    )
     for i in range(rows):
         for j in range(cols):
-            ax.add_patch(
-                Rectangle(
-                    (j - 0.5, i - 0.5),
-                    1,
-                    1,
-                    facecolor=colour(kinds[i][j]),
-                    edgecolor="#888888",
-                    linewidth=0.6,
-                )
-            )
             if size is not None and texts[i][j]:
                 ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=size)
     if window is not None:
