@@ -830,7 +830,17 @@ def test_a_one_dimensional_argument_is_named_as_one_value(name, argument, value,
     assert str(error.value) == f"{name}: {message}"
 
 
-def test_a_one_dimensional_output_padding_is_named_as_one_value():
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"output_padding": -1}, "output_padding (-1) must be non-negative"),
+        (
+            {"output_padding": 1, "stride": 2, "padding": "same"},
+            "output_padding (1) cannot be combined with padding='same'; give output_size instead",
+        ),
+    ],
+)
+def test_a_one_dimensional_output_padding_is_named_as_one_value(options, message):
     with pytest.raises(ValueError) as error:
-        functional.conv_transpose1d(np.ones((1, 1, 5)), np.ones((1, 1, 3)), output_padding=-1)
-    assert str(error.value) == "conv_transpose1d: output_padding (-1) must be non-negative"
+        functional.conv_transpose1d(np.ones((1, 1, 5)), np.ones((1, 1, 3)), **options)
+    assert str(error.value) == f"conv_transpose1d: {message}"

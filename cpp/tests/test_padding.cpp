@@ -133,7 +133,7 @@ TEST(SamePadding, Errors) {
       [&] {
         ConvGeometry::transposed(1, {1, 1, 4}, {1, 1, 3}, o);
       },
-      {"conv_transpose1d: output_padding 1 cannot be combined with padding='same'"});
+      {"conv_transpose1d: output_padding (1) cannot be combined with padding='same'"});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,8 +85,7 @@ inline std::string format_arguments(const Shape& values) {
 }
 
 inline std::string format_extent(const Extent& values, int dims) {
-  return dims == 1 ? std::to_string(values.back())
-                   : format_values(Shape(values.end() - dims, values.end()));
+  return format_arguments(Shape(values.end() - dims, values.end()));
 }
 
 // The most elements one array may have: its bytes, at 8 per element, must be addressable.
