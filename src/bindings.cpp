@@ -321,7 +321,9 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "convt's C++ core. Private: use the convt package.";
   m.attr("__version__") = CONVT_VERSION_STRING;
 
-  py::class_<ConvGeometry>(m, "Geometry")
+  py::class_<ConvGeometry>(m, "Geometry",
+                           "The validated geometry of one convolution or transposed convolution "
+                           "call: sizes, weight shape, groups and multiply-adds.")
       .def_property_readonly("name", &ConvGeometry::name)
       .def_property_readonly(
           "transposed", [](const ConvGeometry& g) { return g.kind == convt::ConvKind::transposed; })
@@ -352,6 +354,16 @@ PYBIND11_MODULE(_core, m) {
                              [](const ConvGeometry& g) { return spatial(g, g.output_size_last); })
       .def_property_readonly("algorithms",
                              [](const ConvGeometry& g) { return algorithm_names(convt::Plan(g)); })
+      .def_property_readonly("input_size",
+                             [](const ConvGeometry& g) {
+                               return spatial(
+                                   g, g.kind == convt::ConvKind::convolution ? g.x_size : g.y_size);
+                             })
+      .def_property_readonly("output_size",
+                             [](const ConvGeometry& g) {
+                               return spatial(
+                                   g, g.kind == convt::ConvKind::convolution ? g.y_size : g.x_size);
+                             })
       .def_property_readonly("multiply_adds", &ConvGeometry::multiply_adds)
       .def_property_readonly(
           "input_shape", [](const ConvGeometry& g) { return py::tuple(py::cast(g.input_shape())); })
@@ -403,6 +415,16 @@ PYBIND11_MODULE(_core, m) {
       py::arg("padding"), py::arg("padding_after"), py::arg("padding_rule"),
       py::arg("output_padding"), py::arg("groups"), py::arg("dilation"), py::arg("output_size"),
       py::arg("padding_mode") = "zeros");
+  m.def(
+      "layer_weight_shape",
+      [](bool transposed, index_t in_channels, index_t out_channels, const Shape& kernel_size,
+         index_t groups) {
+        const auto kind = transposed ? convt::ConvKind::transposed : convt::ConvKind::convolution;
+        return py::tuple(py::cast(ConvGeometry::layer_weight_shape(kind, in_channels, out_channels,
+                                                                   kernel_size, groups)));
+      },
+      py::arg("transposed"), py::arg("in_channels"), py::arg("out_channels"),
+      py::arg("kernel_size"), py::arg("groups") = 1);
 
   py::class_<convt::Plan>(m, "Plan")
       .def(py::init<const ConvGeometry&>(), py::arg("geometry"))

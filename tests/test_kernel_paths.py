@@ -183,14 +183,12 @@ def case_arrays(name):
 
 def geometry(name, x_shape=None, w_shape=None):
     transposed, shape, case_w_shape, stride, padding, dilation, groups, output_padding = CASES[name]
-    x = np.empty(x_shape or shape, dtype=np.float32)
-    w = np.empty(w_shape or case_w_shape, dtype=np.float32)
-    dims = len(shape) - 2
-    if transposed:
-        return functional._conv_transpose_geometry(
-            dims, x, w, stride, padding, output_padding, groups, dilation, None
-        )
-    return functional._conv_geometry(dims, x, w, stride, padding, dilation, groups)
+    kind = "conv_transpose" if transposed else "conv"
+    extra = {"output_padding": output_padding} if transposed else {}
+    return functional.geometry(
+        f"{kind}{len(shape) - 2}d", x_shape or shape, w_shape or case_w_shape, stride=stride,
+        padding=padding, dilation=dilation, groups=groups, **extra,
+    )  # fmt: skip
 
 
 KERNELS = ("conv_forward", "conv_backward_input", "conv_backward_weight")
@@ -247,9 +245,7 @@ def test_few_input_channels_take_col2im_for_the_input_gradient():
 
 def test_tiny_and_depthwise_layers_skip_the_gemm():
     assert set(geometry("odd tiles 2d", (1, 5, 3, 3)).algorithms.values()) == {"direct"}
-    depthwise = functional._conv_geometry(
-        2, np.empty((2, 8, 30, 30)), np.empty((8, 1, 3, 3)), (1, 1), (1, 1), (1, 1), 8
-    )
+    depthwise = functional.geometry("conv2d", (2, 8, 30, 30), (8, 1, 3, 3), padding=1, groups=8)
     assert set(depthwise.algorithms.values()) == {"direct"}
 
 

@@ -222,6 +222,48 @@ TEST(MultiplyAdds, EachWeightOnceForEveryOutputPosition) {
   EXPECT_DOUBLE_EQ(huge.multiply_adds(), std::ldexp(1.0, 20 + 10 + 20 + 12));
 }
 
+TEST(LayerWeightShape, IsTheWeightShapeOfTheLayersGeometry) {
+  // PyTorch's layouts: (out, in / groups, k...) and (in, out / groups, k...).
+  const Shape conv =
+      ConvGeometry::layer_weight_shape(convt::ConvKind::convolution, 6, 4, {3, 2}, 2);
+  EXPECT_EQ(conv, (Shape{4, 3, 3, 2}));
+  const Shape transposed =
+      ConvGeometry::layer_weight_shape(convt::ConvKind::transposed, 6, 4, {5}, 2);
+  EXPECT_EQ(transposed, (Shape{6, 2, 5}));
+  EXPECT_EQ(
+      ConvGeometry::convolution(2, {1, 6, 7, 7}, conv, options({1}, {0}, {1}, 2)).weight_shape(),
+      conv);
+  EXPECT_EQ(
+      ConvGeometry::transposed(1, {1, 6, 7}, transposed, options({1}, {0}, {1}, 2)).output_shape(),
+      (Shape{1, 4, 11}));
+}
+
+TEST(LayerWeightShape, NamesTheArgumentThatDoesNotFit) {
+  using convt::ConvKind;
+  expect_error([] { ConvGeometry::layer_weight_shape(ConvKind::convolution, 3, 4, {3}, 2); },
+               {"conv1d: in_channels (3) must be divisible by groups (2)"});
+  expect_error(
+      [] {
+        ConvGeometry::layer_weight_shape(ConvKind::transposed, 4, 3, {3, 3}, 2);
+      },
+      {"conv_transpose2d: out_channels (3) must be divisible by groups (2)"});
+  expect_error([] { ConvGeometry::layer_weight_shape(ConvKind::convolution, 4, 4, {3}, 0); },
+               {"conv1d: groups (0) must be positive"});
+  expect_error(
+      [] {
+        ConvGeometry::layer_weight_shape(ConvKind::convolution, 1, 1, {3, 0, 1});
+      },
+      {"conv3d: kernel_size (3, 0, 1) must be positive"});
+  expect_error([] { ConvGeometry::layer_weight_shape(ConvKind::convolution, 1, 1, {}); },
+               {"1, 2 or 3 spatial dimensions"});
+  expect_error(
+      [] {
+        ConvGeometry::layer_weight_shape(ConvKind::convolution, convt::index_t{1} << 31,
+                                         convt::index_t{1} << 31, {2, 2});
+      },
+      {"conv2d: the weight of shape", "more elements than this machine can address"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation errors
 

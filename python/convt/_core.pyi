@@ -53,6 +53,12 @@ class Geometry:
     @property
     def output_padding(self) -> tuple[int, ...]: ...
     @property
+    def input_size(self) -> tuple[int, ...]:
+        """The input's spatial sizes."""
+    @property
+    def output_size(self) -> tuple[int, ...]:
+        """The output's spatial sizes."""
+    @property
     def multiply_adds(self) -> float:
         """The convolution's multiply-adds, which each of its three kernels performs."""
     @property
@@ -103,6 +109,14 @@ def conv_transpose_geometry(
     output_size: Sequence[int],
     padding_mode: str = "zeros",
 ) -> Geometry: ...
+def layer_weight_shape(
+    transposed: bool,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Sequence[int],
+    groups: int = 1,
+) -> tuple[int, ...]:
+    """PyTorch's weight shape of a layer with these channels and kernel."""
 
 class Plan:
     """A geometry planned once: the algorithm each kernel takes and, when ``keep_weights`` is

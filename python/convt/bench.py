@@ -59,22 +59,8 @@ class Case:
         return f"conv_transpose{self.dims}d" if self.transposed else f"conv{self.dims}d"
 
     def geometry(self):
-        x = np.empty(self.input_shape, dtype=self.dtype)
-        w = np.empty(self.weight_shape, dtype=self.dtype)
-        if self.transposed:
-            return functional._conv_transpose_geometry(
-                self.dims,
-                x,
-                w,
-                self.stride,
-                self.padding,
-                self.output_padding,
-                self.groups,
-                self.dilation,
-                None,
-            )
-        return functional._conv_geometry(
-            self.dims, x, w, self.stride, self.padding, self.dilation, self.groups
+        return functional.geometry(
+            self.op_name(), self.input_shape, self.weight_shape, **self.kwargs()
         )
 
     def forward_flops(self) -> float:

@@ -829,9 +829,10 @@ def _make_conv(dims: int):
         padding_mode: str = "zeros",
     ) -> da.Array:
         x, weight, bias, unbatched = _prepare(op, input, weight, bias, dims)
-        geometry = functional._conv_geometry(
-            dims, x, weight, stride, padding, dilation, groups, padding_mode
-        )
+        geometry = functional.geometry(
+            op, x.shape, weight.shape, stride=stride, padding=padding, dilation=dilation,
+            groups=groups, padding_mode=padding_mode,
+        )  # fmt: skip
         return _forward_with_mode(geometry, x, weight, bias, unbatched)
 
     def backward(
@@ -848,9 +849,10 @@ def _make_conv(dims: int):
         split_every: int | None = None,
     ) -> Gradients:
         x, weight, _, unbatched = _prepare(op, input, weight, None, dims)
-        geometry = functional._conv_geometry(
-            dims, x, weight, stride, padding, dilation, groups, padding_mode
-        )
+        geometry = functional.geometry(
+            op, x.shape, weight.shape, stride=stride, padding=padding, dilation=dilation,
+            groups=groups, padding_mode=padding_mode,
+        )  # fmt: skip
         dy = _grad_output(op, grad_output, x, geometry.output_shape, unbatched)
         return _backward_with_mode(geometry, dy, x, weight, unbatched, output_mask, split_every)
 
@@ -881,9 +883,10 @@ def _make_conv_transpose(dims: int):
         padding_mode: str = "zeros",
     ) -> da.Array:
         y, weight, bias, unbatched = _prepare(op, input, weight, bias, dims)
-        geometry = functional._conv_transpose_geometry(
-            dims, y, weight, stride, padding, output_padding, groups, dilation, output_size,
-            padding_mode,
+        geometry = functional.geometry(
+            op, y.shape, weight.shape, stride=stride, padding=padding,
+            output_padding=output_padding, groups=groups, dilation=dilation,
+            output_size=output_size, padding_mode=padding_mode,
         )  # fmt: skip
         return _forward_with_mode(geometry, y, weight, bias, unbatched)
 
@@ -903,9 +906,10 @@ def _make_conv_transpose(dims: int):
         split_every: int | None = None,
     ) -> Gradients:
         y, weight, _, unbatched = _prepare(op, input, weight, None, dims)
-        geometry = functional._conv_transpose_geometry(
-            dims, y, weight, stride, padding, output_padding, groups, dilation, output_size,
-            padding_mode,
+        geometry = functional.geometry(
+            op, y.shape, weight.shape, stride=stride, padding=padding,
+            output_padding=output_padding, groups=groups, dilation=dilation,
+            output_size=output_size, padding_mode=padding_mode,
         )  # fmt: skip
         dx = _grad_output(op, grad_output, y, geometry.output_shape, unbatched)
         return _backward_with_mode(geometry, dx, y, weight, unbatched, output_mask, split_every)

@@ -18,7 +18,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import _core
+from . import _core, _operations
+from ._operations import Operation
 
 __all__ = [
     "PADDING_MODES",
@@ -35,8 +36,10 @@ __all__ = [
     "conv_transpose3d",
     "conv_transpose3d_backward",
     "floating_arrays",
+    "geometry",
     "output_size",
     "valid_output_sizes",
+    "weight_shape",
 ]
 
 IntOrTuple = int | Sequence[int]
@@ -181,65 +184,52 @@ def _each(values: tuple[int, ...], dims: int) -> tuple[int, ...]:
     return values * dims if len(values) == 1 and dims > 1 else values
 
 
-def _conv_geometry(dims, input, weight, stride, padding, dilation, groups, padding_mode="zeros"):
-    op = f"conv{dims}d"
+def _call_geometry(
+    operation: Operation,
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    stride: IntOrTuple,
+    padding: Padding,
+    dilation: IntOrTuple,
+    groups: int,
+    output_padding: IntOrTuple = 0,
+    output_size: IntOrTuple | None = None,
+    padding_mode: str = "zeros",
+) -> _core.Geometry:
+    """The geometry of a call of ``operation`` with arrays of these shapes; the arguments are
+    checked in the order of the function's signature."""
+    op, dims = operation.name, operation.dims
     before, after, rule = _padding(op, padding)
     before, after = _each(before, dims), _each(after, dims)
+    strides = _each(_ints(op, "stride", stride), dims)
+    shared = (dims, input_shape, weight_shape, strides, before, after, rule)
+    if not operation.transposed:
+        return _geometry(
+            _core.conv_geometry,
+            "conv",
+            *shared,
+            _each(_ints(op, "dilation", dilation), dims),
+            _integer(op, "groups", groups),
+            _padding_mode(op, padding_mode),
+        )
     return _geometry(
-        _core.conv_geometry,
-        "conv",
-        dims,
-        input.shape,
-        weight.shape,
-        _each(_ints(op, "stride", stride), dims),
-        before,
-        after,
-        rule,
+        _core.conv_transpose_geometry,
+        "conv_transpose",
+        *shared,
+        _each(_ints(op, "output_padding", output_padding), dims),
+        _integer(op, "groups", groups),
         _each(_ints(op, "dilation", dilation), dims),
-        _group_count(op, groups),
+        () if output_size is None else _ints(op, "output_size", output_size),
         _padding_mode(op, padding_mode),
     )
 
 
-def _conv_transpose_geometry(
-    dims,
-    input,
-    weight,
-    stride,
-    padding,
-    output_padding,
-    groups,
-    dilation,
-    output_size,
-    mode="zeros",
-):
-    op = f"conv_transpose{dims}d"
-    before, after, rule = _padding(op, padding)
-    before, after = _each(before, dims), _each(after, dims)
-    return _geometry(
-        _core.conv_transpose_geometry,
-        "conv_transpose",
-        dims,
-        input.shape,
-        weight.shape,
-        _each(_ints(op, "stride", stride), dims),
-        before,
-        after,
-        rule,
-        _each(_ints(op, "output_padding", output_padding), dims),
-        _group_count(op, groups),
-        _each(_ints(op, "dilation", dilation), dims),
-        () if output_size is None else _ints(op, "output_size", output_size),
-        _padding_mode(op, mode),
-    )
-
-
-def _group_count(op: str, groups: int) -> int:
-    if type(groups) is not int and (
-        not isinstance(groups, numbers.Integral) or isinstance(groups, bool)
+def _integer(op: str, name: str, value: int) -> int:
+    if type(value) is not int and (
+        not isinstance(value, numbers.Integral) or isinstance(value, bool)
     ):
-        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
-    return _in_range(op, "groups", (int(groups),))[0]
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    return _in_range(op, name, (int(value),))[0]
 
 
 def _backward(op, geometry, grad_output, input, weight, output_mask, out) -> Gradients:
@@ -266,8 +256,8 @@ def _output_array(op: str, out: Any) -> Any:
     return out
 
 
-def _make_conv(dims: int):
-    op = f"conv{dims}d"
+def _make_conv(operation: Operation):
+    op = operation.name
 
     def conv(
         input,
@@ -282,9 +272,10 @@ def _make_conv(dims: int):
         out=None,
     ):
         input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
-        geometry = _conv_geometry(
-            dims, input, weight, stride, padding, dilation, groups, padding_mode
-        )
+        geometry = _call_geometry(
+            operation, input.shape, weight.shape, stride, padding, dilation, groups,
+            padding_mode=padding_mode,
+        )  # fmt: skip
         return _core.forward(geometry, input, weight, bias, _output_array(op, out))
 
     def backward(
@@ -303,31 +294,30 @@ def _make_conv(dims: int):
         grad_output, input, weight = floating_arrays(
             op, grad_output=grad_output, input=input, weight=weight
         )
-        geometry = _conv_geometry(
-            dims, input, weight, stride, padding, dilation, groups, padding_mode
-        )
+        geometry = _call_geometry(
+            operation, input.shape, weight.shape, stride, padding, dilation, groups,
+            padding_mode=padding_mode,
+        )  # fmt: skip
         return _backward(op, geometry, grad_output, input, weight, output_mask, out)
 
-    conv.__name__ = conv.__qualname__ = op
     conv.__doc__ = (
-        f"{dims}-D convolution (cross-correlation), as ``torch.nn.functional.{op}``.\n\n"
-        "``padding`` is an int, a tuple, one ``(before, after)`` pair per spatial dimension, "
+        f"{operation.dims}-D convolution (cross-correlation), as ``torch.nn.functional.{op}``."
+        "\n\n``padding`` is an int, a tuple, one ``(before, after)`` pair per spatial dimension, "
         "'valid' or 'same' (TensorFlow's rule at any stride: output ``ceil(input / stride)``, "
         "the odd element after); ``padding_mode`` is what the padding holds, 'zeros', "
         "'reflect', 'replicate' or 'circular' (PyTorch's ``Conv*d`` modes); ``out`` receives "
         "the result."
     )
-    backward.__name__ = backward.__qualname__ = f"{op}_backward"
     backward.__doc__ = (
         f"Gradients of ``{op}`` for its input, weight and bias: ``(grad_input, grad_weight, "
         "grad_bias)``.\n\n``output_mask`` skips any of them (returned as None); ``out`` is a "
         "tuple of three arrays (or None) to write them to."
     )
-    return conv, backward
+    return _named(op, conv), _named(f"{op}_backward", backward)
 
 
-def _make_conv_transpose(dims: int):
-    op = f"conv_transpose{dims}d"
+def _make_conv_transpose(operation: Operation):
+    op = operation.name
 
     def conv_transpose(
         input,
@@ -344,18 +334,10 @@ def _make_conv_transpose(dims: int):
         out=None,
     ):
         input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
-        geometry = _conv_transpose_geometry(
-            dims,
-            input,
-            weight,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            dilation,
-            output_size,
-            padding_mode,
-        )
+        geometry = _call_geometry(
+            operation, input.shape, weight.shape, stride, padding, dilation, groups,
+            output_padding, output_size, padding_mode,
+        )  # fmt: skip
         return _core.forward(geometry, input, weight, bias, _output_array(op, out))
 
     def backward(
@@ -376,51 +358,126 @@ def _make_conv_transpose(dims: int):
         grad_output, input, weight = floating_arrays(
             op, grad_output=grad_output, input=input, weight=weight
         )
-        geometry = _conv_transpose_geometry(
-            dims,
-            input,
-            weight,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            dilation,
-            output_size,
-            padding_mode,
-        )
+        geometry = _call_geometry(
+            operation, input.shape, weight.shape, stride, padding, dilation, groups,
+            output_padding, output_size, padding_mode,
+        )  # fmt: skip
         return _backward(op, geometry, grad_output, input, weight, output_mask, out)
 
-    conv_transpose.__name__ = conv_transpose.__qualname__ = op
     conv_transpose.__doc__ = (
-        f"{dims}-D transposed convolution, as ``torch.nn.functional.{op}``.\n\n"
+        f"{operation.dims}-D transposed convolution, as ``torch.nn.functional.{op}``.\n\n"
         "It is the gradient of the convolution with the same arguments for its input, and so "
         "its adjoint, for every ``padding_mode``: with 'reflect', 'replicate' or 'circular' it "
         "scatters into the padded output and folds the padding ring back onto the elements it "
         "stands for. ``padding`` takes pairs and 'same' as the convolution's (with 'same' the "
         "output is ``input * stride`` unless ``output_size`` picks a smaller one). "
-        f"``output_size`` picks ``output_padding`` as ``torch.nn.ConvTranspose{dims}d.forward`` "
+        f"``output_size`` picks ``output_padding`` as ``torch.nn.{operation.layer}.forward`` "
         "does (:func:`valid_output_sizes` gives the sizes it accepts); ``out`` receives the "
         "result."
     )
-    backward.__name__ = backward.__qualname__ = f"{op}_backward"
     backward.__doc__ = (
         f"Gradients of ``{op}`` for its input, weight and bias: ``(grad_input, grad_weight, "
         "grad_bias)``.\n\n``output_size`` is the forward call's, if it had one; ``output_mask`` "
         "skips any of them (returned as None); ``out`` is a tuple of three arrays (or None) to "
         "write them to."
     )
-    return conv_transpose, backward
+    return _named(op, conv_transpose), _named(f"{op}_backward", backward)
 
 
-conv1d, conv1d_backward = _make_conv(1)
-conv2d, conv2d_backward = _make_conv(2)
-conv3d, conv3d_backward = _make_conv(3)
-conv_transpose1d, conv_transpose1d_backward = _make_conv_transpose(1)
-conv_transpose2d, conv_transpose2d_backward = _make_conv_transpose(2)
-conv_transpose3d, conv_transpose3d_backward = _make_conv_transpose(3)
+def _named(name: str, function: Any) -> Any:
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+def _make(operation: Operation) -> tuple[Any, Any]:
+    """The function of ``operation`` and its backward, with PyTorch's signatures."""
+    return (_make_conv_transpose if operation.transposed else _make_conv)(operation)
+
+
+conv1d, conv1d_backward = _make(_operations.CONV1D)
+conv2d, conv2d_backward = _make(_operations.CONV2D)
+conv3d, conv3d_backward = _make(_operations.CONV3D)
+conv_transpose1d, conv_transpose1d_backward = _make(_operations.CONV_TRANSPOSE1D)
+conv_transpose2d, conv_transpose2d_backward = _make(_operations.CONV_TRANSPOSE2D)
+conv_transpose3d, conv_transpose3d_backward = _make(_operations.CONV_TRANSPOSE3D)
 
 
 # ---- sizes, from the geometry the functions above would build ----
+
+
+def geometry(
+    op: str,
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    output_padding: IntOrTuple = 0,
+    output_size: IntOrTuple | None = None,
+    padding_mode: str = "zeros",
+) -> _core.Geometry:
+    """The geometry the function ``op`` (``"conv2d"``, ``"conv_transpose3d"``, ...) builds for
+    arrays of these shapes: its output shape, weight shape, groups and multiply-adds, with no
+    array allocated. The arguments are the function's, by keyword; ``output_padding`` and
+    ``output_size`` are for transposed convolutions only. Raises what the function would.
+
+    >>> import convt
+    >>> g = convt.geometry("conv_transpose2d", (8, 4, 16, 16), (4, 2, 3, 3), stride=2,
+    ...                    padding=1, output_padding=1)
+    >>> g.output_shape, g.weight_shape, g.groups, g.multiply_adds
+    ((8, 2, 32, 32), (4, 2, 3, 3), 1, 147456.0)
+    """
+    operation = _operations.operation("geometry", op)
+    if not operation.transposed and (
+        output_size is not None or any(_ints(op, "output_padding", output_padding))
+    ):
+        raise ValueError(
+            f"geometry: output_padding and output_size are for transposed convolutions only, "
+            f"not {op}"
+        )
+    return _call_geometry(
+        operation,
+        _ints(op, "input_shape", input_shape),
+        _ints(op, "weight_shape", weight_shape),
+        stride,
+        padding,
+        dilation,
+        groups,
+        output_padding,
+        output_size,
+        padding_mode,
+    )
+
+
+def weight_shape(
+    op: str, in_channels: int, out_channels: int, kernel_size: IntOrTuple, groups: int = 1
+) -> tuple[int, ...]:
+    """The weight shape of ``op``'s layer (``convt.nn``'s and PyTorch's): ``(out_channels,
+    in_channels / groups, *kernel_size)`` for a convolution, ``(in_channels, out_channels /
+    groups, *kernel_size)`` for a transposed one. ValueError when a channel count is not
+    divisible by ``groups``.
+
+    >>> import convt
+    >>> convt.weight_shape("conv2d", 6, 4, 3, groups=2)
+    (4, 3, 3, 3)
+    >>> convt.weight_shape("conv_transpose1d", 6, 4, 5)
+    (6, 4, 5)
+    """
+    operation = _operations.operation("weight_shape", op)
+    kernel = _each(_ints(op, "kernel_size", kernel_size), operation.dims)
+    if len(kernel) != operation.dims:
+        raise ValueError(
+            f"{op}: kernel_size must be an int or {operation.dims} ints, got {kernel_size!r}"
+        )
+    return _core.layer_weight_shape(
+        operation.transposed,
+        _integer(op, "in_channels", in_channels),
+        _integer(op, "out_channels", out_channels),
+        kernel,
+        _integer(op, "groups", groups),
+    )
 
 
 def _size_arguments(op: str, input_size: IntOrTuple, kernel_size: IntOrTuple):
@@ -449,16 +506,15 @@ def _size_geometry(
     dims, scalar, sizes, kernel = _size_arguments(op, input_size, kernel_size)
     # One sample, one channel: the sizes do not depend on the rest, and the geometry checks the
     # arguments as the layer would.
-    input, weight = np.empty((1, 1, *sizes), np.uint8), np.empty((1, 1, *kernel), np.uint8)
     if not transposed and output_padding != 0:
         raise ValueError(f"{op}: output_padding is for transposed convolutions only")
+    # One sample, one channel: the sizes do not depend on the rest, and the geometry checks the
+    # arguments as the layer would.
     try:
-        if transposed:
-            geometry = _conv_transpose_geometry(
-                dims, input, weight, stride, padding, output_padding, 1, dilation, None, mode
-            )
-        else:
-            geometry = _conv_geometry(dims, input, weight, stride, padding, dilation, 1, mode)
+        geometry = _call_geometry(
+            _operations.BY_KIND[dims, bool(transposed)], (1, 1, *sizes), (1, 1, *kernel), stride,
+            padding, dilation, 1, output_padding, None, mode,
+        )  # fmt: skip
     except (TypeError, ValueError) as error:  # the layer's message, said about this question
         raise type(error)(f"{op}: {error}") from None
     return scalar, geometry

@@ -22,14 +22,13 @@ import itertools
 import math
 import numbers
 import threading
-import types
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _core, functional
+from . import _core, _operations, functional
 
 __all__ = [
     "Conv1d",
@@ -451,9 +450,6 @@ class _ConvNd(Module):
                 ("groups", groups),
             )
         )
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value % groups:
-                raise ValueError(f"{name}: {arg} ({value}) must be divisible by groups ({groups})")
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -467,14 +463,11 @@ class _ConvNd(Module):
         self.groups = groups
         self.padding_mode = padding_mode
 
-        shape = self._weight_shape()
-        if math.prod(shape) > _MOST_ELEMENTS:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}), out_channels ({out_channels}), groups "
-                f"({groups}) and kernel_size {self.kernel_size} give a weight of shape {shape}, "
-                "more elements than this machine can address"
+        with self._said_by_layer():
+            shape = functional.weight_shape(
+                self._operation.name, in_channels, out_channels, self.kernel_size, groups
             )
-        self._check_geometry()
+        self._check_geometry(shape)
         fan_in = shape[1] * math.prod(self.kernel_size)
         bound = 1 / math.sqrt(fan_in)  # kaiming_uniform_(a=sqrt(5)), as PyTorch's reset_parameters
         rng = _generator if generator is None else np.random.default_rng(generator)
@@ -510,7 +503,22 @@ class _ConvNd(Module):
             raise ValueError(f"{type(self).__name__}: {arg} must be a positive int, got {value!r}")
         return int(value)
 
-    def _check_geometry(self) -> None:
+    @property
+    def _operation(self) -> _operations.Operation:
+        return _operations.BY_KIND[self.dims, self.transposed]
+
+    @contextlib.contextmanager
+    def _said_by_layer(self) -> Iterator[None]:
+        """The functional API's errors, said by this layer: "Conv2d: ..." for "conv2d: ..."."""
+        try:
+            yield
+        except (ValueError, TypeError) as error:
+            op = self._operation.name
+            raise type(error)(
+                f"{type(self).__name__}: {str(error).removeprefix(op + ': ')}"
+            ) from None
+
+    def _check_geometry(self, weight_shape: tuple[int, ...]) -> None:
         """Raises the functional API's error for these arguments at construction, not at the
         first forward: the geometry of an input that every kernel tap fits is built once."""
         if isinstance(self.padding, str):
@@ -532,40 +540,10 @@ class _ConvNd(Module):
             sizes = [max(e, a + 1, b + 1) for e, (a, b) in zip(extents, pads, strict=True)]
         # A padding past the bound gets the geometry's own message, not an overflow here.
         sizes = [min(max(size, 1), _MOST_ELEMENTS) for size in sizes]
-        try:
-            self._geometry((1, self.in_channels, *sizes), self._weight_shape(), self._options())
-        except (ValueError, TypeError) as error:
-            op = self._function().__name__
-            raise type(error)(
-                f"{type(self).__name__}: {str(error).removeprefix(op + ': ')}"
-            ) from None
-
-    def _geometry(
-        self, input_shape: tuple[int, ...], weight_shape: tuple[int, ...], options: dict[str, Any]
-    ) -> Any:
-        """The bound geometry of a call with arrays of these shapes."""
-        input = types.SimpleNamespace(shape=tuple(input_shape))
-        weight = types.SimpleNamespace(shape=tuple(weight_shape))
-        o = options
-        if self.transposed:
-            return functional._conv_transpose_geometry(
-                self.dims, input, weight, o["stride"], o["padding"], o["output_padding"],
-                o["groups"], o["dilation"], o.get("output_size"), o["padding_mode"],
-            )  # fmt: skip
-        return functional._conv_geometry(
-            self.dims, input, weight, o["stride"], o["padding"], o["dilation"], o["groups"],
-            o["padding_mode"],
-        )  # fmt: skip
-
-    def _weight_shape(self) -> tuple[int, ...]:
-        """PyTorch's weight layout for these channels, groups and kernel size."""
-        groups = self.groups
-        channels = (
-            (self.in_channels, self.out_channels // groups)
-            if self.transposed
-            else (self.out_channels, self.in_channels // groups)
-        )
-        return channels + self.kernel_size
+        with self._said_by_layer():
+            functional.geometry(
+                self._operation.name, (1, self.in_channels, *sizes), weight_shape, **self._options()
+            )
 
     def _tuple(self, arg: str, value: Any) -> tuple[int, ...]:
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -578,10 +556,6 @@ class _ConvNd(Module):
                 f"{type(self).__name__}: {arg} must be an int or {self.dims} ints, got {value!r}"
             )
         return tuple(int(v) for v in values)
-
-    def _function(self, suffix: str = "") -> Any:
-        kind = "conv_transpose" if self.transposed else "conv"
-        return getattr(functional, f"{kind}{self.dims}d{suffix}")
 
     def _options(self) -> dict[str, Any]:
         options = {
@@ -602,13 +576,16 @@ class _ConvNd(Module):
         key = (input_shape, self.weight.shape, options)
         state = vars(self)
         if state.get("_plan_key") != key:
-            plan = _core.Plan(self._geometry(input_shape, self.weight.shape, options))
+            geometry = functional.geometry(
+                self._operation.name, input_shape, self.weight.shape, **options
+            )
+            plan = _core.Plan(geometry)
             plan.keep_weights = True
             state["_plan"], state["_plan_key"] = plan, key
         return state["_plan"]
 
     def _forward(self, input: Any, options: dict[str, Any]) -> np.ndarray:
-        op = self._function().__name__
+        op = self._operation.name
         bias = None if self.bias is None else self.bias.data
         input, weight, bias = functional.floating_arrays(
             op, input=input, weight=self.weight.data, bias=bias
@@ -623,7 +600,7 @@ class _ConvNd(Module):
         bias to their ``.grad``. Raises ValueError when no forward is waiting for it."""
         input, options = self.saved_for_backward()
         grad_output, input, weight = functional.floating_arrays(
-            self._function().__name__, grad_output=grad_output, input=input, weight=self.weight.data
+            self._operation.name, grad_output=grad_output, input=input, weight=self.weight.data
         )
         assert grad_output is not None and input is not None and weight is not None
         plan = self._plan_for(input.shape, options)

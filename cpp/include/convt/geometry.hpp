@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "error.hpp"
@@ -150,6 +151,12 @@ struct ConvGeometry {
                                   const ConvOptions& options = {});
   static ConvGeometry transposed(int dims, const Shape& input, const Shape& weight,
                                  const ConvOptions& options = {});
+  // The weight shape of a layer of this kind, from its channels and kernel alone (before it
+  // sees an input): (y_channels, x_channels / groups, kernel...), which is PyTorch's
+  // (out_channels, in_channels / groups, kernel...) for a convolution and
+  // (in_channels, out_channels / groups, kernel...) for a transposed one.
+  static Shape layer_weight_shape(ConvKind kind, index_t in_channels, index_t out_channels,
+                                  const Shape& kernel, index_t groups = 1);
 
   // The Extent entry of spatial dimension d (0 <= d < dims).
   int axis(int d) const { return max_spatial_dims - dims + d; }
@@ -287,6 +294,8 @@ struct ConvGeometry {
     return shape;
   }
 
+  // A geometry of this kind and rank with nothing else set: its name() is that of the call.
+  static ConvGeometry of_kind(ConvKind kind, int dims);
   // Reads the parts common to both kinds: ranks, batch, per-dimension options.
   static ConvGeometry common(ConvKind kind, int dims, const Shape& input, const Shape& weight,
                              const ConvOptions& options);
@@ -352,16 +361,21 @@ inline void require_all(const std::string& op, const char* argument, const Shape
 
 }  // namespace detail
 
-inline ConvGeometry ConvGeometry::common(ConvKind kind, int dims, const Shape& input,
-                                         const Shape& weight, const ConvOptions& options) {
-  using detail::fail;
-  using detail::format_values;
+inline ConvGeometry ConvGeometry::of_kind(ConvKind kind, int dims) {
   if (dims < 1 || dims > max_spatial_dims) {
-    fail("convt supports 1, 2 or 3 spatial dimensions, got ", dims);
+    detail::fail("convt supports 1, 2 or 3 spatial dimensions, got ", dims);
   }
   ConvGeometry g;
   g.kind = kind;
   g.dims = dims;
+  return g;
+}
+
+inline ConvGeometry ConvGeometry::common(ConvKind kind, int dims, const Shape& input,
+                                         const Shape& weight, const ConvOptions& options) {
+  using detail::fail;
+  using detail::format_values;
+  ConvGeometry g = of_kind(kind, dims);
   const std::string op = g.name();
   const auto rank = static_cast<index_t>(input.size());
   if (rank != dims + 1 && rank != dims + 2) {
@@ -440,6 +454,37 @@ inline void ConvGeometry::check_padding_mode() const {
                    " of size ", x_size[a], " in spatial dimension ", d);
     }
   }
+}
+
+inline Shape ConvGeometry::layer_weight_shape(ConvKind kind, index_t in_channels,
+                                              index_t out_channels, const Shape& kernel,
+                                              index_t groups) {
+  using detail::fail;
+  const auto dims = static_cast<int>(kernel.size());
+  ConvGeometry g = of_kind(kind, dims);
+  const std::string op = g.name();
+  for (const auto& [name, value] : {std::pair<const char*, index_t>{"in_channels", in_channels},
+                                    {"out_channels", out_channels},
+                                    {"groups", groups}}) {
+    if (value <= 0) fail(op, ": ", name, " (", value, ") must be positive");
+  }
+  for (const auto& [name, value] : {std::pair<const char*, index_t>{"in_channels", in_channels},
+                                    {"out_channels", out_channels}}) {
+    if (value % groups != 0) {
+      fail(op, ": ", name, " (", value, ") must be divisible by groups (", groups, ")");
+    }
+  }
+  for (index_t size : kernel) {
+    if (size <= 0) fail(op, ": kernel_size ", detail::format_values(kernel), " must be positive");
+  }
+  const bool convolution = kind == ConvKind::convolution;
+  g.groups = groups;
+  g.y_channels = convolution ? out_channels : in_channels;
+  g.x_channels = convolution ? in_channels : out_channels;
+  std::copy(kernel.begin(), kernel.end(), g.kernel.end() - dims);
+  Shape shape = g.weight_shape();
+  detail::checked_product(op, "the weight", shape);
+  return shape;
 }
 
 inline ConvGeometry ConvGeometry::convolution(int dims, const Shape& input, const Shape& weight,

@@ -38,14 +38,13 @@ array([[ 1.,  4.,  7.,  6.],
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _core, functional
 from ..functional import floating_arrays
 
 __all__ = [
@@ -74,9 +73,10 @@ def same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> 
             f"same_padding: size ({size}), kernel ({kernel}), stride ({stride}) and dilation "
             f"({dilation}) must be positive"
         )
-    output = math.ceil(size / stride)
-    total = max((output - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
-    return total // 2, total - total // 2
+    geometry = functional.geometry(
+        "conv1d", (1, 1, size), (1, 1, kernel), stride=stride, padding="same", dilation=dilation
+    )
+    return geometry.padding_before[0], geometry.padding_after[0]
 
 
 def _is_int(value: Any) -> bool:
