@@ -196,6 +196,42 @@ TYPED_TEST(Gemm, EmptyDepthAndEmptyResult) {
   }
 }
 
+// An A packed once (a layer's weight) gives the GEMM of A itself, whether A's rows or its
+// columns are contiguous or neither: a depth long enough that a few slivers fill half the L2,
+// so the packing takes several blocks, a last sliver with rows missing, and enough elements
+// that two threads pack it.
+TYPED_TEST(Gemm, PackedOnceMatchesNaiveLoopForEveryLayoutOfA) {
+  using T = TypeParam;
+  const IsaGuard guard;
+  std::mt19937 rng(14);
+  const Size s{1001, 7, 4096};
+  const auto values = test_util::random_vector<T>(rng, 2 * s.m * s.k);
+  const auto b = test_util::random_vector<T>(rng, s.k * s.n);
+  const convt::MatrixOperand<T> layouts[] = {
+      convt::row_major(values.data(), s.k),               // rows contiguous
+      convt::row_major(values.data(), s.m).transposed(),  // columns contiguous
+      {values.data(), 1, 2 * s.m},                        // columns contiguous, 2m apart
+      {values.data(), 2 * s.k, 1},                        // rows contiguous, 2k apart
+      {values.data(), 2, 2 * s.m},                        // neither
+  };
+
+  std::vector<double> expected, magnitude;
+  for (convt::Isa isa : convt::supported_isas()) {
+    convt::set_isa(isa);
+    for (const convt::MatrixOperand<T>& a : layouts) {
+      SCOPED_TRACE(std::string(convt::isa_name(isa)) + " A strides " +
+                   std::to_string(a.row_stride) + ", " + std::to_string(a.col_stride));
+      std::vector<T> packed(static_cast<std::size_t>(convt::packed_size(s.m, s.k, isa)));
+      const convt::PackedA<T> packed_a = convt::pack_for_gemm<T>(s.m, s.k, a, packed.data(), isa);
+      std::vector<T> c(static_cast<std::size_t>(s.m * s.n));
+      naive_gemm(s, a, convt::row_major(b.data(), s.n), c, s.n, false, expected, magnitude);
+      convt::gemm<T>(s.m, s.n, s.k, packed_a, convt::row_major(b.data(), s.n), c.data(), s.n,
+                     false);
+      ASSERT_TRUE(test_util::all_close(c.data(), expected, magnitude));
+    }
+  }
+}
+
 // Each instruction set computes the same convolution (the kernels above the GEMM do not depend
 // on it).
 TYPED_TEST(Gemm, KernelsAgreeAcrossIsas) {

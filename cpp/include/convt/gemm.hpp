@@ -332,25 +332,49 @@ inline Blocking derive_blocking(const CacheSizes& caches, int tile_rows, int til
 
 namespace detail {
 
-template <class T>
+// Packs slivers [first_sliver, first_sliver + slivers) of A's rows [row0, row0 + rows) over
+// depth [p0, p0 + depth), each sliver TILE_ROWS rows (zeros past the last row) stored
+// depth-major.
+template <int TILE_ROWS, class T>
 void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t depth,
-            int tile_rows, index_t sliver, T* packed) {
-  const index_t first = sliver * tile_rows;
-  const index_t count = std::min<index_t>(tile_rows, rows - first);
-  T* out = packed + sliver * tile_rows * depth;
+            index_t first_sliver, index_t slivers, T* packed) {
+  const index_t end = first_sliver + slivers;
+  const index_t full_end = std::min(end, rows / TILE_ROWS);  // slivers with no row missing
+  auto sliver_rows = [&](index_t s) { return std::min<index_t>(TILE_ROWS, rows - s * TILE_ROWS); };
   if (a.col_stride == 1) {
     // Rows are contiguous: read each along its length.
-    for (index_t r = 0; r < count; ++r) {
-      const T* row = a.data + (row0 + first + r) * a.row_stride + p0;
-      for (index_t p = 0; p < depth; ++p) out[p * tile_rows + r] = row[p];
+    for (index_t s = first_sliver; s < end; ++s) {
+      T* out = packed + s * TILE_ROWS * depth;
+      for (index_t r = 0; r < sliver_rows(s); ++r) {
+        const T* row = a.data + (row0 + s * TILE_ROWS + r) * a.row_stride + p0;
+        for (index_t p = 0; p < depth; ++p) out[p * TILE_ROWS + r] = row[p];
+      }
     }
   } else {
+    // Read each column across all the slivers at once: one sliver at a time would take a few
+    // elements from each of `depth` columns, lines far apart (a transposed operand's) that
+    // evict one another before the next sliver reads the rest of them.
     for (index_t p = 0; p < depth; ++p) {
-      for (index_t r = 0; r < count; ++r) out[p * tile_rows + r] = a(row0 + first + r, p0 + p);
+      const T* column = a.data + row0 * a.row_stride + (p0 + p) * a.col_stride;
+      T* out = packed + p * TILE_ROWS;
+      index_t s = first_sliver;
+      if (a.row_stride == 1) {
+        for (; s < full_end; ++s) {
+          std::copy_n(column + s * TILE_ROWS, TILE_ROWS, out + s * TILE_ROWS * depth);
+        }
+      }
+      for (; s < end; ++s) {
+        for (index_t r = 0; r < sliver_rows(s); ++r) {
+          out[s * TILE_ROWS * depth + r] = column[(s * TILE_ROWS + r) * a.row_stride];
+        }
+      }
     }
   }
-  for (index_t p = 0; p < depth; ++p) {
-    std::fill(out + p * tile_rows + count, out + (p + 1) * tile_rows, T(0));
+  for (index_t s = std::max(first_sliver, full_end); s < end; ++s) {
+    T* out = packed + s * TILE_ROWS * depth;
+    for (index_t p = 0; p < depth; ++p) {
+      std::fill(out + p * TILE_ROWS + sliver_rows(s), out + (p + 1) * TILE_ROWS, T(0));
+    }
   }
 }
 
@@ -591,9 +615,7 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
           a_panel = a.data + row0 * a.depth + p0 * TILE_ROWS;
           a_sliver_size = TILE_ROWS * a.depth;
         } else {
-          for (index_t s = 0; s < row_slivers; ++s) {
-            pack_a(a, row0, rows, p0, depth, TILE_ROWS, s, packed_a);
-          }
+          pack_a<TILE_ROWS>(a, row0, rows, p0, depth, 0, row_slivers, packed_a);
           a_panel = packed_a;
           a_sliver_size = TILE_ROWS * depth;
         }
@@ -780,9 +802,33 @@ inline index_t packed_size(index_t m, index_t k, Isa isa = get_isa()) {
 // `isa`, for use by any number of GEMMs and threads.
 template <class T>
 PackedA<T> pack_for_gemm(index_t m, index_t k, MatrixOperand<T> a, T* buffer, Isa isa = get_isa()) {
+  // A memory-bound copy, threaded in blocks of slivers whose packing fits half the L2, so that
+  // a transposed A's lines are read whole.
   const int rows = detail::tile_rows(isa);
-  for (index_t sliver = 0; sliver < detail::ceil_div(m, rows); ++sliver) {
-    detail::pack_a(a, 0, m, 0, k, rows, sliver, buffer);
+  const index_t slivers = detail::ceil_div(m, rows);
+  const index_t sliver_bytes = static_cast<index_t>(sizeof(T)) * rows * std::max<index_t>(k, 1);
+  const index_t per_block =
+      std::max<index_t>(1, static_cast<index_t>(cache_sizes().l2 / 2) / sliver_bytes);
+  const index_t blocks = detail::ceil_div(slivers, per_block);
+  auto pack = [&](auto tile) {
+    detail::parallel_for(blocks, detail::threads_for(static_cast<double>(m) * k), [&](index_t b) {
+      const index_t first = b * per_block;
+      detail::pack_a<decltype(tile)::rows>(a, 0, m, 0, k, first,
+                                           std::min(per_block, slivers - first), buffer);
+    });
+  };
+  switch (isa) {
+    case Isa::avx512:
+      pack(detail::TileOf<Isa::avx512>{});
+      break;
+    case Isa::avx2:
+      pack(detail::TileOf<Isa::avx2>{});
+      break;
+    case Isa::neon:
+      pack(detail::TileOf<Isa::neon>{});
+      break;
+    default:
+      pack(detail::TileOf<Isa::portable>{});
   }
   return {buffer, k, isa};
 }
