@@ -1,7 +1,9 @@
 """The six operations convt computes, and what each is called elsewhere.
 
-:mod:`convt.functional` makes its functions from this table; the sizes, weight shapes and
-multiply-adds of a call come from its geometry (:func:`convt.geometry`).
+:mod:`convt.functional`, :mod:`convt.nn`, :mod:`convt.torch`, :mod:`convt.compat.tensorflow`
+and :mod:`convt.dask` make their functions and layers from this table, each with the signature
+of its kind; the sizes, weight shapes and multiply-adds of a call come from its geometry
+(:func:`convt.geometry`).
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _core, functional
+from . import _core, _operations, functional
+from ._operations import Operation
 from .functional import IntOrTuple, Padding
 
 __all__ = [
@@ -814,8 +815,8 @@ def _name_backward(backward: Callable, op: str) -> None:
     )
 
 
-def _make_conv(dims: int):
-    op = f"conv{dims}d"
+def _make_conv(operation: Operation):
+    op, dims = operation.name, operation.dims
 
     def conv(
         input: Any,
@@ -866,8 +867,8 @@ def _make_conv(dims: int):
     return conv, backward
 
 
-def _make_conv_transpose(dims: int):
-    op = f"conv_transpose{dims}d"
+def _make_conv_transpose(operation: Operation):
+    op, dims = operation.name, operation.dims
 
     def conv_transpose(
         input: Any,
@@ -925,9 +926,14 @@ def _make_conv_transpose(dims: int):
     return conv_transpose, backward
 
 
-conv1d, conv1d_backward = _make_conv(1)
-conv2d, conv2d_backward = _make_conv(2)
-conv3d, conv3d_backward = _make_conv(3)
-conv_transpose1d, conv_transpose1d_backward = _make_conv_transpose(1)
-conv_transpose2d, conv_transpose2d_backward = _make_conv_transpose(2)
-conv_transpose3d, conv_transpose3d_backward = _make_conv_transpose(3)
+def _make(operation: Operation) -> tuple[Any, Any]:
+    """``operation`` over dask arrays and its backward, with convt.functional's signatures."""
+    return (_make_conv_transpose if operation.transposed else _make_conv)(operation)
+
+
+conv1d, conv1d_backward = _make(_operations.CONV1D)
+conv2d, conv2d_backward = _make(_operations.CONV2D)
+conv3d, conv3d_backward = _make(_operations.CONV3D)
+conv_transpose1d, conv_transpose1d_backward = _make(_operations.CONV_TRANSPOSE1D)
+conv_transpose2d, conv_transpose2d_backward = _make(_operations.CONV_TRANSPOSE2D)
+conv_transpose3d, conv_transpose3d_backward = _make(_operations.CONV_TRANSPOSE3D)

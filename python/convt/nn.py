@@ -408,11 +408,22 @@ class Module:
 
 class _ConvNd(Module):
     """What convolutions and transposed convolutions of 1-3 dims share: everything but the weight
-    layout and ``output_padding``, which are chosen by the class attributes ``transposed`` and
-    ``dims``."""
+    layout and ``output_padding``, which the subclass's operation chooses."""
 
+    _operation: _operations.Operation
     dims: int
     transposed: bool
+
+    def __init_subclass__(cls, operation: _operations.Operation | None = None, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if operation is None:  # a base of one kind, or a user's subclass of a layer
+            return
+        cls._operation, cls.dims = operation, operation.dims
+        kind = "transposed convolution" if operation.transposed else "convolution"
+        cls.__doc__ = (
+            f"{operation.dims}-D {kind} layer, as ``torch.nn.{operation.layer}``; weight "
+            f"``{operation.weight_layout}``."
+        )
 
     def __init__(
         self,
@@ -502,10 +513,6 @@ class _ConvNd(Module):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{type(self).__name__}: {arg} must be a positive int, got {value!r}")
         return int(value)
-
-    @property
-    def _operation(self) -> _operations.Operation:
-        return _operations.BY_KIND[self.dims, self.transposed]
 
     @contextlib.contextmanager
     def _said_by_layer(self) -> Iterator[None]:
@@ -715,44 +722,30 @@ class _ConvTranspose(_ConvNd):
         return self._forward(input, options)
 
 
-class Conv1d(_Conv):
-    """1-D convolution layer, as ``torch.nn.Conv1d``; weight ``(C_out, C_in / groups, k)``."""
-
-    dims = 1
-
-
-class Conv2d(_Conv):
-    """2-D convolution layer, as ``torch.nn.Conv2d``; weight ``(C_out, C_in / groups, kH, kW)``."""
-
-    dims = 2
+# One layer per operation of the table, which gives it its docstring and dims; its base gives it
+# PyTorch's constructor of its kind.
+class Conv1d(_Conv, operation=_operations.CONV1D):
+    pass
 
 
-class Conv3d(_Conv):
-    """3-D convolution layer, as ``torch.nn.Conv3d``; weight
-    ``(C_out, C_in / groups, kD, kH, kW)``."""
-
-    dims = 3
+class Conv2d(_Conv, operation=_operations.CONV2D):
+    pass
 
 
-class ConvTranspose1d(_ConvTranspose):
-    """1-D transposed convolution layer, as ``torch.nn.ConvTranspose1d``; weight
-    ``(C_in, C_out / groups, k)``."""
-
-    dims = 1
+class Conv3d(_Conv, operation=_operations.CONV3D):
+    pass
 
 
-class ConvTranspose2d(_ConvTranspose):
-    """2-D transposed convolution layer, as ``torch.nn.ConvTranspose2d``; weight
-    ``(C_in, C_out / groups, kH, kW)``."""
-
-    dims = 2
+class ConvTranspose1d(_ConvTranspose, operation=_operations.CONV_TRANSPOSE1D):
+    pass
 
 
-class ConvTranspose3d(_ConvTranspose):
-    """3-D transposed convolution layer, as ``torch.nn.ConvTranspose3d``; weight
-    ``(C_in, C_out / groups, kD, kH, kW)``."""
+class ConvTranspose2d(_ConvTranspose, operation=_operations.CONV_TRANSPOSE2D):
+    pass
 
-    dims = 3
+
+class ConvTranspose3d(_ConvTranspose, operation=_operations.CONV_TRANSPOSE3D):
+    pass
 
 
 class _Activation(Module):

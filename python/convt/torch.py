@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import functional, nn
+from . import _operations, functional, nn
+from ._operations import Operation
 
 __all__ = [
     "conv1d",
@@ -113,8 +114,8 @@ class _Convolution(torch.autograd.Function):
         return (*(None if g is None else torch.from_numpy(g) for g in grads), None, None)
 
 
-def _make_conv(dims: int) -> Callable[..., torch.Tensor]:
-    op = f"conv{dims}d"
+def _make_conv(operation: Operation) -> Callable[..., torch.Tensor]:
+    op = operation.name
 
     def conv(
         input: torch.Tensor,
@@ -137,17 +138,16 @@ def _make_conv(dims: int) -> Callable[..., torch.Tensor]:
         }
         return _Convolution.apply(input, weight, bias, op, options)
 
-    conv.__name__ = conv.__qualname__ = op
-    conv.__doc__ = (
-        f"``torch.nn.functional.{op}`` computed by convt, forward and backward (an autograd "
-        "Function).\n\n``padding`` is an int, a tuple, ``(before, after)`` pairs, 'valid' or "
-        "'same'; ``padding_mode`` is that of ``torch.nn.Conv*d``."
+    return _documented(
+        op,
+        conv,
+        "``padding`` is an int, a tuple, ``(before, after)`` pairs, 'valid' or 'same'; "
+        "``padding_mode`` is that of ``torch.nn.Conv*d``.",
     )
-    return conv
 
 
-def _make_conv_transpose(dims: int) -> Callable[..., torch.Tensor]:
-    op = f"conv_transpose{dims}d"
+def _make_conv_transpose(operation: Operation) -> Callable[..., torch.Tensor]:
+    op = operation.name
 
     def conv_transpose(
         input: torch.Tensor,
@@ -172,33 +172,41 @@ def _make_conv_transpose(dims: int) -> Callable[..., torch.Tensor]:
         }
         return _Convolution.apply(input, weight, bias, op, options)
 
-    conv_transpose.__name__ = conv_transpose.__qualname__ = op
-    conv_transpose.__doc__ = (
-        f"``torch.nn.functional.{op}`` computed by convt, forward and backward (an autograd "
-        "Function).\n\n``padding_mode`` may be 'reflect', 'replicate' or 'circular' too, which "
-        "PyTorch's transposed layers refuse: the result is the adjoint of the convolution with "
-        "that mode."
+    return _documented(
+        op,
+        conv_transpose,
+        "``padding_mode`` may be 'reflect', 'replicate' or 'circular' too, which PyTorch's "
+        "transposed layers refuse: the result is the adjoint of the convolution with that mode.",
     )
-    return conv_transpose
 
 
-conv1d = _make_conv(1)
-conv2d = _make_conv(2)
-conv3d = _make_conv(3)
-conv_transpose1d = _make_conv_transpose(1)
-conv_transpose2d = _make_conv_transpose(2)
-conv_transpose3d = _make_conv_transpose(3)
+def _documented(op: str, function: Any, details: str) -> Callable[..., torch.Tensor]:
+    function.__name__ = function.__qualname__ = op
+    function.__doc__ = (
+        f"``torch.nn.functional.{op}`` computed by convt, forward and backward (an autograd "
+        f"Function).\n\n{details}"
+    )
+    return function
+
+
+def _make(operation: Operation) -> Callable[..., torch.Tensor]:
+    """``operation`` as an autograd Function with the signature of PyTorch's."""
+    return (_make_conv_transpose if operation.transposed else _make_conv)(operation)
+
+
+conv1d = _make(_operations.CONV1D)
+conv2d = _make(_operations.CONV2D)
+conv3d = _make(_operations.CONV3D)
+conv_transpose1d = _make(_operations.CONV_TRANSPOSE1D)
+conv_transpose2d = _make(_operations.CONV_TRANSPOSE2D)
+conv_transpose3d = _make(_operations.CONV_TRANSPOSE3D)
 
 
 # ---- layers: torch.nn <-> convt.nn ----
 
 _CONVS: dict[type[torch.nn.Module], Callable[..., nn.Module]] = {
-    torch.nn.Conv1d: nn.Conv1d,
-    torch.nn.Conv2d: nn.Conv2d,
-    torch.nn.Conv3d: nn.Conv3d,
-    torch.nn.ConvTranspose1d: nn.ConvTranspose1d,
-    torch.nn.ConvTranspose2d: nn.ConvTranspose2d,
-    torch.nn.ConvTranspose3d: nn.ConvTranspose3d,
+    getattr(torch.nn, operation.layer): getattr(nn, operation.layer)
+    for operation in _operations.OPERATIONS
 }
 _ACTIVATIONS: dict[type[torch.nn.Module], Callable[[], nn.Module]] = {
     torch.nn.ReLU: nn.ReLU,
@@ -244,26 +252,26 @@ def _from_torch(module: Any, where: str) -> nn.Module:
             f"(supported: torch.nn.{_SUPPORTED})"
         )
     float64 = module.weight.dtype == torch.float64
-    options = {
-        "stride": module.stride,
-        "padding": module.padding,
-        "dilation": module.dilation,
-        "groups": module.groups,
-        "bias": module.bias is not None,
-        "padding_mode": module.padding_mode,
-        "dtype": np.float64 if float64 else np.float32,
+    layer = _CONVS[kind](
+        **_layer_arguments(module),
+        dtype=np.float64 if float64 else np.float32,
         # A generator of its own, so that the initial weights (overwritten below) are not drawn
         # from convt's default generator.
-        "generator": 0,
-    }
-    if module.transposed:
-        options["output_padding"] = module.output_padding
-    layer = _CONVS[kind](module.in_channels, module.out_channels, module.kernel_size, **options)
+        generator=0,
+    )
     dtype = torch.float64 if float64 else torch.float32
     layer.load_state_dict(
         {key: value.detach().to("cpu", dtype) for key, value in module.state_dict().items()}
     )
     return layer
+
+
+def _layer_arguments(module: Any) -> dict[str, Any]:
+    """The constructor arguments of a convolution layer, PyTorch's or convt's (they name them
+    alike), but dtype, device and generator."""
+    names = ["in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation"]
+    names += ["groups", "padding_mode"] + (["output_padding"] if module.transposed else [])
+    return {name: getattr(module, name) for name in names} | {"bias": module.bias is not None}
 
 
 def to_torch(module: nn.Module) -> torch.nn.Module:
@@ -292,20 +300,12 @@ def _conv_to_torch(module: Any, torch_kind: type[torch.nn.Module]) -> torch.nn.M
             f"to_torch: {type(module).__name__} has padding_mode={module.padding_mode!r}, which "
             f"torch.nn.{torch_kind.__name__} does not support (only 'zeros')"
         )
-    options = {
-        "stride": module.stride,
-        "padding": module.padding,
-        "dilation": module.dilation,
-        "groups": module.groups,
-        "bias": module.bias is not None,
-        "padding_mode": module.padding_mode,
-        "dtype": torch.float64 if module.weight.dtype == np.float64 else torch.float32,
+    layer = torch_kind(
+        **_layer_arguments(module),
+        dtype=torch.float64 if module.weight.dtype == np.float64 else torch.float32,
         # Allocated without initialisation (which would draw from torch's generator), then filled.
-        "device": "meta",
-    }
-    if module.transposed:
-        options["output_padding"] = module.output_padding
-    layer = torch_kind(module.in_channels, module.out_channels, module.kernel_size, **options)
+        device="meta",
+    )
     layer = layer.to_empty(device="cpu")
     layer.load_state_dict(
         {key: torch.from_numpy(value) for key, value in module.state_dict().items()}

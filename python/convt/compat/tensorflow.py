@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core, functional
+from .. import _core, _operations, functional
+from .._operations import Operation
 from ..functional import floating_arrays
 
 __all__ = [
@@ -209,7 +210,7 @@ def _result(y: np.ndarray, channels_last: bool) -> np.ndarray:
 
 
 def _conv(
-    dims: int,
+    operation: Operation,
     input: Any,
     filters: Any,
     strides: Any,
@@ -217,7 +218,7 @@ def _conv(
     data_format: str,
     dilations: Any,
 ) -> np.ndarray:
-    op = f"conv{dims}d"
+    op, dims = operation.tensorflow, operation.dims
     x, w, channels_last = _arrays(op, dims, input, filters, data_format)
     channels, depth, filter_count = x.shape[1], w.shape[-2], w.shape[-1]
     groups = channels // depth if depth > 0 and channels % depth == 0 else 0
@@ -232,14 +233,19 @@ def _conv(
         op, padding, dims, channels_last, data_format, x.shape[2:], w.shape[:dims], stride, dilation
     )
     x, weight = np.ascontiguousarray(x), _weight(w)
-    geometry = _core.conv_geometry(
-        dims, x.shape, weight.shape, stride, before, after, "explicit", dilation, groups
-    )
+    geometry = functional.geometry(
+        operation.name, x.shape, weight.shape, stride=stride, padding=_pairs(before, after),
+        dilation=dilation, groups=groups,
+    )  # fmt: skip
     return _result(_core.forward(geometry, x, weight), channels_last)
 
 
+def _pairs(before: list[int], after: list[int]) -> list[tuple[int, int]]:
+    return list(zip(before, after, strict=True))
+
+
 def _conv_transpose(
-    dims: int,
+    operation: Operation,
     input: Any,
     filters: Any,
     output_shape: Any,
@@ -248,7 +254,7 @@ def _conv_transpose(
     data_format: str,
     dilations: Any,
 ) -> np.ndarray:
-    op = f"conv{dims}d_transpose"
+    op, dims = operation.tensorflow, operation.dims
     x, w, channels_last = _arrays(op, dims, input, filters, data_format)
     batch, channels_in, depth = x.shape[0], x.shape[1], w.shape[-2]
     if w.shape[-1] != channels_in:
@@ -284,19 +290,12 @@ def _conv_transpose(
     )
     x, weight = np.ascontiguousarray(x), _weight(w)
     # As TensorFlow: the convolution with these arguments must map output_shape to the input.
-    conv = f"conv{dims}d"
+    conv = _operations.BY_KIND[dims, False].tensorflow
     try:
-        image = _core.conv_geometry(
-            dims,
-            [batch, channels_out, *sizes],
-            weight.shape,
-            stride,
-            before,
-            after,
-            "explicit",
-            dilation,
-            groups,
-        )
+        image = functional.geometry(
+            conv, [batch, channels_out, *sizes], weight.shape, stride=stride,
+            padding=_pairs(before, after), dilation=dilation, groups=groups,
+        )  # fmt: skip
     except ValueError as error:
         raise ValueError(
             f"{op}: output_shape {shape} is not a valid {conv} input: {error}"
@@ -307,35 +306,83 @@ def _conv_transpose(
             f"strides, padding and dilations turns spatial size {tuple(sizes)} into "
             f"{image.y_size}, but the input's spatial size is {x.shape[2:]}"
         )
-    geometry = _core.conv_transpose_geometry(
-        dims, x.shape, weight.shape, stride, before, after, "explicit", [0], groups, dilation, sizes
-    )
+    geometry = functional.geometry(
+        operation.name, x.shape, weight.shape, stride=stride, padding=_pairs(before, after),
+        groups=groups, dilation=dilation, output_size=sizes,
+    )  # fmt: skip
     return _result(_core.forward(geometry, x, weight), channels_last)
 
 
-def conv1d(
-    input: Any,
-    filters: Any,
-    stride: Any,
-    padding: Any,
-    data_format: str = "NWC",
-    dilations: Any = None,
-    name: str | None = None,
-) -> np.ndarray:
-    """``tf.nn.conv1d``: filters ``(k, C_in / groups, C_out)``. ``name`` is ignored."""
-    return _conv(1, input, filters, stride, padding, data_format, dilations)
+def _make_conv(operation: Operation) -> Any:
+    channels_last = _FORMATS[operation.dims][0]
+
+    # tf.nn.conv1d names its strides "stride".
+    if operation.dims == 1:
+
+        def conv(
+            input: Any,
+            filters: Any,
+            stride: Any,
+            padding: Any,
+            data_format: str = channels_last,
+            dilations: Any = None,
+            name: str | None = None,
+        ) -> np.ndarray:
+            return _conv(operation, input, filters, stride, padding, data_format, dilations)
+
+        return _documented(operation, conv, "C_in / groups, C_out")
+
+    def conv_nd(
+        input: Any,
+        filters: Any,
+        strides: Any,
+        padding: Any,
+        data_format: str = channels_last,
+        dilations: Any = None,
+        name: str | None = None,
+    ) -> np.ndarray:
+        return _conv(operation, input, filters, strides, padding, data_format, dilations)
+
+    return _documented(operation, conv_nd, "C_in / groups, C_out")
 
 
-def conv2d(
-    input: Any,
-    filters: Any,
-    strides: Any,
-    padding: Any,
-    data_format: str = "NHWC",
-    dilations: Any = None,
-    name: str | None = None,
-) -> np.ndarray:
-    """``tf.nn.conv2d``: filters ``(kH, kW, C_in / groups, C_out)``. ``name`` is ignored.
+def _make_conv_transpose(operation: Operation) -> Any:
+    channels_last = _FORMATS[operation.dims][0]
+
+    def conv_transpose(
+        input: Any,
+        filters: Any,
+        output_shape: Any,
+        strides: Any,
+        padding: Any = "SAME",
+        data_format: str = channels_last,
+        dilations: Any = None,
+        name: str | None = None,
+    ) -> np.ndarray:
+        return _conv_transpose(
+            operation, input, filters, output_shape, strides, padding, data_format, dilations
+        )
+
+    return _documented(operation, conv_transpose, "C_out / groups, C_in")
+
+
+def _documented(operation: Operation, function: Any, channels: str) -> Any:
+    function.__name__ = function.__qualname__ = operation.tensorflow
+    output_shape = (
+        "; ``output_shape`` is the full output shape in ``data_format``'s order (or its spatial "
+        "sizes alone)"
+        if operation.transposed
+        else ""
+    )
+    function.__doc__ = (
+        f"``tf.nn.{operation.tensorflow}``: filters ``({operation.kernel_axes}, {channels})``"
+        f"{output_shape}. ``name`` is ignored.{_EXAMPLES.get(operation.tensorflow, '')}"
+    )
+    return function
+
+
+_EXAMPLES = {
+    "conv2d": """
 
     >>> import numpy as np
     >>> from convt.compat import tensorflow as tf
@@ -343,76 +390,26 @@ def conv2d(
     >>> tf.conv2d(x, np.ones((2, 2, 1, 1)), 1, "VALID")[0, :, :, 0]
     array([[12., 16.],
            [24., 28.]])
-    """
-    return _conv(2, input, filters, strides, padding, data_format, dilations)
-
-
-def conv3d(
-    input: Any,
-    filters: Any,
-    strides: Any,
-    padding: Any,
-    data_format: str = "NDHWC",
-    dilations: Any = None,
-    name: str | None = None,
-) -> np.ndarray:
-    """``tf.nn.conv3d``: filters ``(kD, kH, kW, C_in / groups, C_out)``. ``name`` is ignored."""
-    return _conv(3, input, filters, strides, padding, data_format, dilations)
-
-
-def conv1d_transpose(
-    input: Any,
-    filters: Any,
-    output_shape: Any,
-    strides: Any,
-    padding: Any = "SAME",
-    data_format: str = "NWC",
-    dilations: Any = None,
-    name: str | None = None,
-) -> np.ndarray:
-    """``tf.nn.conv1d_transpose``: filters ``(k, C_out / groups, C_in)``. ``name`` is ignored."""
-    return _conv_transpose(
-        1, input, filters, output_shape, strides, padding, data_format, dilations
-    )
-
-
-def conv2d_transpose(
-    input: Any,
-    filters: Any,
-    output_shape: Any,
-    strides: Any,
-    padding: Any = "SAME",
-    data_format: str = "NHWC",
-    dilations: Any = None,
-    name: str | None = None,
-) -> np.ndarray:
-    """``tf.nn.conv2d_transpose``: filters ``(kH, kW, C_out / groups, C_in)``; ``output_shape``
-    is the full output shape in ``data_format``'s order (or its spatial sizes alone). ``name`` is
-    ignored.
+    """,
+    "conv2d_transpose": """
 
     >>> import numpy as np
     >>> from convt.compat import tensorflow as tf
     >>> y = tf.conv2d_transpose(np.ones((1, 3, 3, 2)), np.ones((3, 3, 4, 2)), [1, 6, 6, 4], 2)
     >>> y.shape
     (1, 6, 6, 4)
-    """
-    return _conv_transpose(
-        2, input, filters, output_shape, strides, padding, data_format, dilations
-    )
+    """,
+}
 
 
-def conv3d_transpose(
-    input: Any,
-    filters: Any,
-    output_shape: Any,
-    strides: Any,
-    padding: Any = "SAME",
-    data_format: str = "NDHWC",
-    dilations: Any = None,
-    name: str | None = None,
-) -> np.ndarray:
-    """``tf.nn.conv3d_transpose``: filters ``(kD, kH, kW, C_out / groups, C_in)``. ``name`` is
-    ignored."""
-    return _conv_transpose(
-        3, input, filters, output_shape, strides, padding, data_format, dilations
-    )
+def _make(operation: Operation) -> Any:
+    """``tf.nn``'s function of ``operation``, with its signature."""
+    return (_make_conv_transpose if operation.transposed else _make_conv)(operation)
+
+
+conv1d = _make(_operations.CONV1D)
+conv2d = _make(_operations.CONV2D)
+conv3d = _make(_operations.CONV3D)
+conv1d_transpose = _make(_operations.CONV_TRANSPOSE1D)
+conv2d_transpose = _make(_operations.CONV_TRANSPOSE2D)
+conv3d_transpose = _make(_operations.CONV_TRANSPOSE3D)
