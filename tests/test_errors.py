@@ -59,6 +59,38 @@ def test_valid_calls_work(op, backward):
     call_with(op, backward)()
 
 
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize(
+    "argument, value",
+    [("stride", True), ("stride", 1.0), ("dilation", (1.0,)), ("groups", 2.0), ("padding", False)],
+)
+def test_a_repeated_call_checks_arguments_that_compare_equal_to_its_own(
+    op, backward, argument, value
+):
+    """Calls repeating an earlier call's arguments skip their checks; True and 1.0 equal 1 and
+    hash alike, and are refused all the same."""
+    fn, args, kwargs = valid_call(op, backward)
+    dims = int(op[-2])
+    plain = {"stride": 1, "dilation": (1,) * dims, "groups": 2, "padding": 0}[argument]
+    if argument == "dilation":
+        value = value * dims
+    fn(*args, **{**kwargs, argument: plain})
+    fn(*args, **{**kwargs, argument: plain})
+    with pytest.raises(TypeError, match=argument):
+        fn(*args, **{**kwargs, argument: value})
+
+
+def test_a_repeated_call_gives_the_first_calls_result():
+    x = np.arange(2 * 4 * 5 * 5, dtype=np.float64).reshape(2, 4, 5, 5)
+    w = np.linspace(-1, 1, 6 * 2 * 3 * 3).reshape(6, 2, 3, 3)
+    first = functional.conv2d(x, w, stride=2, padding=(1, 0), groups=2)
+    again = functional.conv2d(x, w, stride=2, padding=(1, 0), groups=2)
+    other = functional.conv2d(x, w, stride=(2, 1), padding=(1, 0), groups=2)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (2, 6, 3, 2) and other.shape == (2, 6, 3, 3)
+
+
 # ---- shapes ----
 
 

@@ -198,6 +198,61 @@ def _call_geometry(
 ) -> _core.Geometry:
     """The geometry of a call of ``operation`` with arrays of these shapes; the arguments are
     checked in the order of the function's signature."""
+    # A call with the arguments of an earlier one, as a layer or a loop makes, skips their
+    # checking, which costs more than a seed-sized convolution. Only plain ints, strs and tuples
+    # of them are looked up as given: True, 1.0 and numpy's integers compare equal to 1, and
+    # must meet the checks that refuse the first two.
+    arguments = (
+        input_shape,
+        weight_shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        output_padding,
+        output_size,
+        padding_mode,
+    )
+    plain = _plain(arguments)
+    if plain:
+        geometry = _called.get((operation, arguments))
+        if geometry is not None:
+            return geometry
+    geometry = _checked_geometry(operation, *arguments)
+    if plain:
+        if len(_called) >= 1024:
+            _called.clear()
+        _called[(operation, arguments)] = geometry
+    return geometry
+
+
+_called: dict[tuple, Any] = {}
+_PLAIN_TYPES = (int, str, type(None))
+
+
+def _plain(values: tuple) -> bool:
+    for value in values:
+        kind = type(value)
+        if kind is tuple:
+            if not _plain(value):
+                return False
+        elif kind not in _PLAIN_TYPES:
+            return False
+    return True
+
+
+def _checked_geometry(
+    operation: Operation,
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    stride: IntOrTuple,
+    padding: Padding,
+    dilation: IntOrTuple,
+    groups: int,
+    output_padding: IntOrTuple,
+    output_size: IntOrTuple | None,
+    padding_mode: str,
+) -> _core.Geometry:
     op, dims = operation.name, operation.dims
     before, after, rule = _padding(op, padding)
     before, after = _each(before, dims), _each(after, dims)
