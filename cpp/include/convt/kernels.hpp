@@ -242,6 +242,19 @@ inline bool packs_weight(Kernel kernel, Algorithm algorithm) {
   return kernel != Kernel::backward_weight && algorithm != Algorithm::direct;
 }
 
+// Whether a call that keeps no packing reads each of w's elements in one GEMM panel only: col2im
+// over a single block of columns, no wider than the GEMM's panel. Packing all of w first would
+// then write and read it once more (512 MiB for a vocoder's up-sampling) for no reuse, where the
+// GEMM packs each panel of it into cache as it goes.
+template <class T>
+bool reads_weight_once(const ConvGeometry& g, Kernel kernel, Algorithm algorithm, Isa isa) {
+  if (kernel != Kernel::backward_input || algorithm != Algorithm::col2im) return false;
+  const BlockPlan plan = plan_blocks(g);
+  const bool one_block =
+      plan.sliced ? g.batch == 1 && g.y_spatial() <= plan.columns : plan.units == 1;
+  return one_block && std::min(plan.columns, g.y_spatial() * g.batch) <= blocking_of<T>(isa).cols;
+}
+
 struct PackedShape {
   index_t m;
   index_t k;
@@ -364,10 +377,17 @@ void backward_input_kernel(const ConvGeometry& g, const KernelCall<T>& call, con
         const index_t c0 = index * chunk;
         const index_t c1 = std::min(g.x_channels_per_group(), c0 + chunk);
         T* lowered = scratch<T>(Scratch::lowered, chunk * taps * block.columns());
-        gemm<T>((c1 - c0) * taps, block.columns(), g.y_channels_per_group(),
-                call.weight[group].rows_from(c0 * taps),
-                MatrixOperand<T>{gradient.data, gradient.ld, 1}, lowered, block.columns(), false,
-                call.isa);
+        const MatrixOperand<T> b{gradient.data, gradient.ld, 1};
+        const index_t m = (c1 - c0) * taps;
+        if (call.weight.data == nullptr) {  // read once: the GEMM packs it panel by panel
+          gemm<T>(m, block.columns(), g.y_channels_per_group(),
+                  row_major(group_weight(g, w, group), rows).transposed().rows_from(c0 * taps), b,
+                  lowered, block.columns(), false, call.isa);
+        } else {
+          gemm<T>(m, block.columns(), g.y_channels_per_group(),
+                  call.weight[group].rows_from(c0 * taps), b, lowered, block.columns(), false,
+                  call.isa);
+        }
         col2im(g, lowered, block, dx_group, sample_stride, c0, c1);
       });
     }

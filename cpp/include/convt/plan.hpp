@@ -233,6 +233,9 @@ class Plan {
     if (!detail::packs_weight(kernel, call.algorithm)) return body(call);
     std::shared_ptr<detail::KeptWeights> kept = kept_weights();
     if (!kept) {
+      if (detail::reads_weight_once<T>(kernel_geometry_, kernel, call.algorithm, isa)) {
+        return body(call);
+      }
       call.weight =
           detail::pack_weight<T>(kernel_geometry_, kernel, call.algorithm, isa, w, nullptr);
       return body(call);
