@@ -202,23 +202,36 @@ def _call_geometry(
     # checking, which costs more than a seed-sized convolution. Only plain ints, strs and tuples
     # of them are looked up as given: True, 1.0 and numpy's integers compare equal to 1, and
     # must meet the checks that refuse the first two.
-    arguments = (
-        input_shape,
-        weight_shape,
-        stride,
-        padding,
-        dilation,
-        groups,
-        output_padding,
-        output_size,
-        padding_mode,
-    )
+    arguments = (input_shape, weight_shape, stride, padding, dilation, groups, output_padding,
+                 output_size, padding_mode)  # fmt: skip
     plain = _plain(arguments)
-    if plain:
-        geometry = _called.get((operation, arguments))
-        if geometry is not None:
-            return geometry
-    geometry = _checked_geometry(operation, *arguments)
+    if plain and (geometry := _called.get((operation, arguments))) is not None:
+        return geometry
+    op, dims = operation.name, operation.dims
+    before, after, rule = _padding(op, padding)
+    before, after = _each(before, dims), _each(after, dims)
+    strides = _each(_ints(op, "stride", stride), dims)
+    shared = (dims, input_shape, weight_shape, strides, before, after, rule)
+    if not operation.transposed:
+        geometry = _geometry(
+            _core.conv_geometry,
+            "conv",
+            *shared,
+            _each(_ints(op, "dilation", dilation), dims),
+            _integer(op, "groups", groups),
+            _padding_mode(op, padding_mode),
+        )
+    else:
+        geometry = _geometry(
+            _core.conv_transpose_geometry,
+            "conv_transpose",
+            *shared,
+            _each(_ints(op, "output_padding", output_padding), dims),
+            _integer(op, "groups", groups),
+            _each(_ints(op, "dilation", dilation), dims),
+            () if output_size is None else _ints(op, "output_size", output_size),
+            _padding_mode(op, padding_mode),
+        )
     if plain:
         if len(_called) >= 1024:
             _called.clear()
@@ -226,6 +239,8 @@ def _call_geometry(
     return geometry
 
 
+# Geometries by the arguments as given (see _call_geometry), beside _geometries by the checked
+# ones.
 _called: dict[tuple, Any] = {}
 _PLAIN_TYPES = (int, str, type(None))
 
@@ -239,44 +254,6 @@ def _plain(values: tuple) -> bool:
         elif kind not in _PLAIN_TYPES:
             return False
     return True
-
-
-def _checked_geometry(
-    operation: Operation,
-    input_shape: tuple[int, ...],
-    weight_shape: tuple[int, ...],
-    stride: IntOrTuple,
-    padding: Padding,
-    dilation: IntOrTuple,
-    groups: int,
-    output_padding: IntOrTuple,
-    output_size: IntOrTuple | None,
-    padding_mode: str,
-) -> _core.Geometry:
-    op, dims = operation.name, operation.dims
-    before, after, rule = _padding(op, padding)
-    before, after = _each(before, dims), _each(after, dims)
-    strides = _each(_ints(op, "stride", stride), dims)
-    shared = (dims, input_shape, weight_shape, strides, before, after, rule)
-    if not operation.transposed:
-        return _geometry(
-            _core.conv_geometry,
-            "conv",
-            *shared,
-            _each(_ints(op, "dilation", dilation), dims),
-            _integer(op, "groups", groups),
-            _padding_mode(op, padding_mode),
-        )
-    return _geometry(
-        _core.conv_transpose_geometry,
-        "conv_transpose",
-        *shared,
-        _each(_ints(op, "output_padding", output_padding), dims),
-        _integer(op, "groups", groups),
-        _each(_ints(op, "dilation", dilation), dims),
-        () if output_size is None else _ints(op, "output_size", output_size),
-        _padding_mode(op, padding_mode),
-    )
 
 
 def _integer(op: str, name: str, value: int) -> int:
