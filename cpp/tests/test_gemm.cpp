@@ -178,6 +178,41 @@ TYPED_TEST(Gemm, OneAndTwoThreadsGiveBitwiseEqualResults) {
   convt::set_num_threads(saved_threads);
 }
 
+// A GEMM with few rows of A reads B's slivers in place, one with more packs them: the rows the
+// two share come out with the same bits, and right, whether B is a matrix or a row table.
+TYPED_TEST(Gemm, BReadInPlaceOrPackedGivesTheSameBits) {
+  using T = TypeParam;
+  const IsaGuard guard;
+  const int saved_threads = convt::get_num_threads();
+  convt::set_num_threads(1);  // so that no thread's band of rows falls below the limit
+  std::mt19937 rng(15);
+  for (convt::Isa isa : convt::supported_isas()) {
+    convt::set_isa(isa);
+    const index_t few = convt::detail::max_in_place_rows(convt::detail::tile_rows(isa));
+    const Size s{few + 5, 101, 37};
+    SCOPED_TRACE(describe(s, false, false, false, s.n));
+    const Operands<T> o = make_operands<T>(rng, s, false, false);
+    std::vector<const T*> rows(static_cast<std::size_t>(s.k));
+    for (index_t p = 0; p < s.k; ++p) rows[p] = o.b_operand.at(p, 0);
+    const convt::RowTable<T> table{rows.data(), 0, false};
+    std::vector<double> expected, magnitude;
+    std::vector<T> zeros(static_cast<std::size_t>(s.m * s.n));
+    naive_gemm(s, o.a_operand, o.b_operand, zeros, s.n, false, expected, magnitude);
+    auto product = [&](index_t m, auto b) {
+      std::vector<T> c(static_cast<std::size_t>(s.m * s.n));
+      convt::gemm<T>(m, s.n, s.k, o.a_operand, b, c.data(), s.n, false);
+      return c;
+    };
+    for (const auto& packed : {product(s.m, o.b_operand), product(s.m, table)}) {
+      ASSERT_TRUE(test_util::all_close(packed.data(), expected, magnitude));
+      for (const auto& in_place : {product(few, o.b_operand), product(few, table)}) {
+        EXPECT_TRUE(std::equal(in_place.begin(), in_place.begin() + few * s.n, packed.begin()));
+      }
+    }
+  }
+  convt::set_num_threads(saved_threads);
+}
+
 // An empty sum: C = 0 without accumulation, C unchanged with it; an empty C is not touched.
 TYPED_TEST(Gemm, EmptyDepthAndEmptyResult) {
   using T = TypeParam;
