@@ -101,28 +101,34 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first
                            index_t outputs, Visit&& visit) {
   const index_t taps = g.kernel_volume();
   const index_t line_length = g.y_size[2];
+  const index_t lines = g.y_size[1];
+  const index_t end_output = first_output + outputs;
   const index_t first_line = first_output / line_length;
-  const index_t last_line = (first_output + outputs - 1) / line_length;
+  const index_t end_line = (end_output - 1) / line_length + 1;
   for (index_t tap = 0; tap < taps; ++tap) {
     const index_t row = channel * taps + tap;
     const auto [offset0, offset1, offset2, reads] = kernel_tap(g, tap);
-    index_t o0 = first_line / g.y_size[1];
-    index_t o1 = first_line % g.y_size[1];
-    for (index_t line_index = first_line; line_index <= last_line; ++line_index) {
-      const index_t i0 = o0 * g.stride[0] + offset0;
-      const index_t i1 = o1 * g.stride[1] + offset1;
-      const index_t start = line_index * line_length;
-      const index_t first = std::max({first_output, start + reads.first});
-      const index_t last =
-          std::min({first_output + outputs, start + line_length, start + reads.last});
-      if (first < last && i0 >= 0 && i0 < g.x_size[0] && i1 >= 0 && i1 < g.x_size[1]) {
-        visit(row, first - first_output,
-              (i0 * g.x_size[1] + i1) * g.x_size[2] + (first - start) * g.stride[2] + offset2,
-              last - first);
-      }
-      if (++o1 == g.y_size[1]) {
-        o1 = 0;
-        ++o0;
+    if (reads.first == reads.last) continue;
+    // Only the lines whose reads fall inside x along the two outer axes, found once per tap:
+    // lines are often a few outputs long, and what a line costs beyond its run is what col2im
+    // and the direct loops spend.
+    const Range inside0 = tap_range(offset0, g.stride[0], g.x_size[0], g.y_size[0]);
+    const Range inside1 = tap_range(offset1, g.stride[1], g.x_size[1], g.y_size[1]);
+    const index_t o0_end = std::min(inside0.last, (end_line - 1) / lines + 1);
+    for (index_t o0 = std::max(inside0.first, first_line / lines); o0 < o0_end; ++o0) {
+      const index_t plane_line = o0 * lines;
+      const index_t x_plane = (o0 * g.stride[0] + offset0) * g.x_size[1];
+      const index_t o1_end = std::min(inside1.last, end_line - plane_line);
+      for (index_t o1 = std::max(inside1.first, first_line - plane_line); o1 < o1_end; ++o1) {
+        const index_t start = (plane_line + o1) * line_length;
+        const index_t first = std::max(first_output, start + reads.first);
+        const index_t last = std::min(end_output, start + reads.last);
+        if (first < last) {
+          visit(row, first - first_output,
+                (x_plane + o1 * g.stride[1] + offset1) * g.x_size[2] +
+                    (first - start) * g.stride[2] + offset2,
+                last - first);
+        }
       }
     }
   }
