@@ -20,6 +20,7 @@ import dask  # noqa: E402
 from conftest import assert_close, conv_case_strategy, examples  # noqa: E402
 from convt import dask as cd  # noqa: E402
 from convt import functional  # noqa: E402
+from dask.core import flatten  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -263,13 +264,95 @@ def test_weight_gradients_are_tree_sums_fixed_by_the_chunking():
         first = next(g for s, g in results if s == split_every)
         for got, again in zip(grads, first, strict=True):
             np.testing.assert_array_equal(got, again)
-    # 16 partials two at a time: a tree four levels deep.
-    lazy = cd.conv2d_backward(lazy_dy, lazy_x, w, padding=1, split_every=2)[1]
-    assert (
-        len(lazy.dask.layers)
-        - len(cd.conv2d_backward(lazy_dy, lazy_x, w, padding=1, split_every=16)[1].dask.layers)
-        == 3
+    # 16 partials two at a time: a tree of 8 + 4 + 2 + 1 additions; 16 at a time, one.
+    for split_every, additions in ((2, 15), (16, 1)):
+        lazy = cd.conv2d_backward(lazy_dy, lazy_x, w, padding=1, split_every=split_every)
+        assert len(tasks_of(lazy[1], cd._add_partials)) == additions
+
+
+def tasks_of(array, function) -> list[tuple]:
+    """The tasks of an array's graph that call ``function``."""
+    return [
+        task
+        for task in dict(array.dask).values()
+        if isinstance(task, tuple) and task[:1] == (function,)
+    ]
+
+
+def computed_tasks(arrays, inputs) -> int:
+    """The tasks a computation runs beyond its inputs' graphs, after dask's optimisation (as
+    distributed would run them): kernel calls, halo cuts, sums, aliases; data nodes are not
+    tasks."""
+    from dask._task_spec import DataNode
+    from dask.base import collections_to_expr
+
+    graph = collections_to_expr(arrays, optimize_graph=True).optimize().__dask_graph__()
+    given = {key for array in inputs for key in dict(array.dask)}
+    return sum(
+        1 for key, task in graph.items() if key not in given and not isinstance(task, DataNode)
     )
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "transposed"])
+def test_a_batch_chunked_backward_is_two_tasks_per_chunk_and_one_reduction(transposed):
+    x = da.from_array(rng.standard_normal((8, 3, 6, 6)), chunks=(1, 3, 6, 6))
+    if transposed:
+        op, w, size = cd.conv_transpose2d_backward, rng.standard_normal((3, 4, 3, 3)), 8
+    else:
+        op, w, size = cd.conv2d_backward, rng.standard_normal((4, 3, 3, 3)), 4
+    dy = da.from_array(rng.standard_normal((8, 4, size, size)), chunks=(1, 4, size, size))
+    grads = op(dy, x, w, split_every=4)
+    # Per chunk one grad_input task (the chunk itself, not an item of a tuple) and one task
+    # of partials; the partials added four at a time (2 + 1), the total's two items taken.
+    grad_input, grad_weight, grad_bias = grads
+    graph = dict(grad_input.dask)
+    assert all(
+        graph[key][:1] == (cd._grad_input_task,) for key in flatten(grad_input.__dask_keys__())
+    )
+    assert len(tasks_of(grad_weight, cd._parameter_task)) == 8
+    assert computed_tasks(list(grads), [x, dy]) == 8 + 8 + 3 + 2
+    assert nodes_holding(grad_weight, w) == 1, "the weight is one node of the graph"
+    # The bias gradient comes with the chunks' partials, for a transposed convolution too.
+    assert tasks_of(grad_bias, cd._parameter_task) == tasks_of(grad_weight, cd._parameter_task)
+    expected = getattr(functional, op.__name__)(dy.compute(), x.compute(), w)
+    for got, want in zip(dask.compute(*grads), expected, strict=True):
+        assert_close(got, want, np.float64)
+
+
+def test_a_transposed_bias_gradient_whose_windows_overlap_is_the_sum_of_grad_output():
+    # Stride 1, kernel 3: each input chunk's window of grad_output overlaps its neighbours',
+    # so the chunks cannot add up the bias gradient without counting the overlaps twice.
+    y = rng.standard_normal((2, 3, 12))
+    w = rng.standard_normal((3, 2, 3))
+    dx = rng.standard_normal((2, 2, 14))
+    lazy = cd.conv_transpose1d_backward(
+        da.from_array(dx, chunks=(1, 2, 7)), da.from_array(y, chunks=(1, 3, 4)), w
+    )
+    assert not tasks_of(lazy[2], cd._parameter_task)
+    for got, want in zip(
+        dask.compute(*lazy), functional.conv_transpose1d_backward(dx, y, w), strict=True
+    ):
+        assert_close(got, want, np.float64)
+    # Stride 3, kernel 3: the windows tile grad_output, and the chunks add the bias up.
+    dx = rng.standard_normal((2, 2, 36))
+    lazy = cd.conv_transpose1d_backward(
+        da.from_array(dx, chunks=(1, 2, 5)), da.from_array(y, chunks=(1, 3, 4)), w, stride=3
+    )
+    assert len(tasks_of(lazy[2], cd._parameter_task)) == 6
+    for got, want in zip(
+        dask.compute(*lazy), functional.conv_transpose1d_backward(dx, y, w, stride=3), strict=True
+    ):
+        assert_close(got, want, np.float64)
+
+
+def test_split_every_is_checked():
+    x = da.from_array(rng.standard_normal((4, 1, 5)), chunks=(1, 1, 5))
+    w = rng.standard_normal((1, 1, 3))
+    dy = da.from_array(rng.standard_normal((4, 1, 3)), chunks=(1, 1, 3))
+    with pytest.raises(ValueError, match=r"conv1d: split_every must be at least 2, got 1"):
+        cd.conv1d_backward(dy, x, w, split_every=1)
+    with pytest.raises(TypeError, match=r"conv1d: split_every must be an int, got 2.5"):
+        cd.conv1d_backward(dy, x, w, split_every=2.5)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,8 +22,10 @@ whichever scheduler is active: threads, processes, or a ``distributed.Client`` o
 
 The backward functions return ``(grad_input, grad_weight, grad_bias)``, all lazy: ``grad_input``
 chunked like the input, ``grad_weight`` and ``grad_bias`` the sums of per-chunk partial gradients
-added up as a tree (``split_every`` partials at a time), so the same chunking always gives the
-same bits. Compute them together (``dask.compute(*grads)``) to share their tasks.
+added up as one tree (``split_every`` partials at a time, by default dask's ``split_every``
+setting or 4) in the chunks' order, so the same chunking always gives the same bits. A chunk is
+two tasks, its grad_input and its partials. Compute them together (``dask.compute(*grads)``) to
+share their tasks.
 
 This module needs the ``dask`` extra: ``pip install "convt[dask]"``.
 """
@@ -64,6 +66,9 @@ __all__ = [
 ]
 
 Gradients = tuple[da.Array | None, da.Array | None, da.Array | None]
+
+# The partials each task of a gradient's reduction adds, unless said otherwise.
+_SPLIT_EVERY = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,23 +262,45 @@ def _forward_task(parts, placements, spatial, weight, bias, spec, pads, empty_sh
     return _core.forward(_local_geometry(spec, input.shape, pads), input, weight, bias)
 
 
-def _backward_task(
+def _grad_input_task(
+    grad_output, grad_placements, grad_spatial, input_shape, weight, spec, pads, empty_shape
+):
+    """The input gradient of one chunk: for a convolution, a grad_output chunk's share of the
+    window of the input it read; for a transposed convolution, an input chunk's whole gradient,
+    from the window of grad_output it wrote."""
+    if grad_output is None:  # the window is padding only
+        return np.zeros(empty_shape, weight.dtype)
+    grad_output, weight = functional.floating_arrays(
+        "convt.dask",
+        grad_output=_assemble(grad_output, grad_placements, grad_spatial),
+        weight=weight,
+    )
+    geometry = _local_geometry(spec, input_shape, pads)
+    # The kernel reads no input for grad_input alone.
+    unread = np.empty(0, weight.dtype)
+    return _core.backward(geometry, grad_output, unread, weight, True, False, False)[0]
+
+
+def _parameter_task(
     grad_output, grad_placements, grad_spatial, input, input_placements, input_spatial,
-    weight, spec, pads, need, empty_shape,
+    weight, spec, pads, need, channels,
 ):  # fmt: skip
-    """The gradients of one chunk: for a convolution, of a grad_output chunk and the window
-    of the input it read (grad_input is that window's share); for a transposed convolution,
-    of an input chunk and the window of grad_output it wrote."""
+    """One chunk's partial gradients of the weight and bias, ``(grad_weight, grad_bias)``
+    (None where not needed): for a convolution, of a grad_output chunk and the window of the
+    input it read; for a transposed convolution, of an input chunk and the window of
+    grad_output it wrote, whose bias partial is asked for only where those windows tile
+    grad_output."""
     transposed = spec[0]
-    need_input, need_weight, need_bias = need
+    need_weight, need_bias = need
     if (input if not transposed else grad_output) is None:  # the window is padding only
-        grad_output = None if transposed else _assemble(grad_output, grad_placements, grad_spatial)
-        grad_input = np.zeros(empty_shape, weight.dtype) if transposed and need_input else None
         grad_weight = np.zeros_like(weight) if need_weight else None
         grad_bias = None
-        if need_bias and not transposed:
-            grad_bias = grad_output.sum(axis=(0, *range(2, grad_output.ndim)), dtype=weight.dtype)
-        return grad_input, grad_weight, grad_bias
+        if need_bias and transposed:
+            grad_bias = np.zeros(channels, weight.dtype)
+        elif need_bias:
+            dy = _assemble(grad_output, grad_placements, grad_spatial)
+            grad_bias = dy.sum(axis=(0, *range(2, dy.ndim)), dtype=weight.dtype)
+        return grad_weight, grad_bias
     grad_output, input, weight = functional.floating_arrays(
         "convt.dask",
         grad_output=_assemble(grad_output, grad_placements, grad_spatial),
@@ -281,7 +308,7 @@ def _backward_task(
         weight=weight,
     )
     geometry = _local_geometry(spec, input.shape, pads)
-    return _core.backward(geometry, grad_output, input, weight, *need)
+    return _core.backward(geometry, grad_output, input, weight, False, need_weight, need_bias)[1:]
 
 
 def _add_up(parts, placements, shape, dtype, bias):
@@ -295,9 +322,18 @@ def _add_up(parts, placements, shape, dtype, bias):
     return out
 
 
-def _leading(result: tuple, index: int) -> np.ndarray:
-    """A partial gradient of a task's results, with a leading axis to sum it along."""
-    return result[index][None]
+def _add_partials(parts: list) -> tuple:
+    """Tuples of partial sums added item by item, in the order given (None stays None)."""
+    total = []
+    for items in zip(*parts, strict=True):
+        if items[0] is None:
+            total.append(None)
+            continue
+        sum_ = np.array(items[0], copy=True)
+        for item in items[1:]:
+            sum_ += item
+        total.append(sum_)
+    return tuple(total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,46 +417,79 @@ def _array(graph: HighLevelGraph, name: str, chunks: tuple, dtype: np.dtype) -> 
     return da.Array(graph, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
 
 
-def _sum_layer(
-    name: str,
-    contributions: dict[tuple, Any],
-    plan: _Plan,
-    x_bounds: Sequence[Sequence[int]],
-    batch_chunks: tuple[int, ...],
-    channels: int,
-    dtype: np.dtype,
-    bias_key: str | None,
-) -> tuple[dict, set]:
-    """Tasks adding up overlapping contributions into the chunks of x that ``x_bounds`` give.
-
-    ``contributions`` maps ``(batch chunk, *y block)`` to the key of that block's contribution
-    to its window of x (blocks whose window is empty are absent). A chunk of x that one
-    contribution covers exactly is that contribution itself, which must then hold the bias:
-    the y blocks returned are those."""
-    # Per axis and chunk of x: the y chunks whose windows reach it.
-    reach = [
+def _reach(plan: _Plan, x_bounds: Sequence[Sequence[int]]) -> list[list[list[int]]]:
+    """Per axis and chunk of x: the y chunks whose windows reach it."""
+    return [
         [
             [i for i, w in enumerate(windows) if w[0] < bounds[c + 1] and w[1] > bounds[c]]
             for c in range(len(bounds) - 1)
         ]
         for windows, bounds in zip(plan.windows, x_bounds, strict=True)
     ]
-    everything = (slice(None), slice(None))
-    layer: dict = {}
-    exact: set = set()
+
+
+def _exact(plan: _Plan, x_bounds: Sequence[Sequence[int]]) -> dict[tuple, tuple]:
+    """The chunks of x that the window of one y block covers exactly, and nothing else
+    reaches, each with that block."""
+    reach = _reach(plan, x_bounds)
+    exact = {}
     for chunk in product(*(range(len(bounds) - 1) for bounds in x_bounds)):
         sources = [reach[d][c] for d, c in enumerate(chunk)]
-        ranges = [(x_bounds[d][c], x_bounds[d][c + 1]) for d, c in enumerate(chunk)]
         if all(
-            len(s) == 1 and plan.windows[d][s[0]][:2] == ranges[d] for d, s in enumerate(sources)
+            len(s) == 1 and plan.windows[d][s[0]][:2] == (x_bounds[d][c], x_bounds[d][c + 1])
+            for d, (s, c) in enumerate(zip(sources, chunk, strict=True))
         ):
-            block = tuple(s[0] for s in sources)
-            exact.add(block)
+            exact[chunk] = tuple(s[0] for s in sources)
+    return exact
+
+
+def _tiled(plan: _Plan, x_bounds: Sequence[Sequence[int]]) -> bool:
+    """Whether the windows of the y chunks tile x: along each axis, one after the other from
+    its start to its end, so that every element of x is in exactly one window."""
+    for windows, bounds in zip(plan.windows, x_bounds, strict=True):
+        end = 0
+        for begin, stop, *_ in windows:
+            if begin == stop:
+                continue
+            if begin != end:
+                return False
+            end = stop
+        if end != bounds[-1]:
+            return False
+    return True
+
+
+def _sum_layer(
+    name: str,
+    contributions: dict[tuple, tuple],
+    parts: dict[tuple, Any],
+    plan: _Plan,
+    x_bounds: Sequence[Sequence[int]],
+    batch_chunks: tuple[int, ...],
+    channels: int,
+    dtype: np.dtype,
+    bias_key: str | None,
+) -> dict:
+    """Tasks adding up overlapping contributions into the chunks of x that ``x_bounds`` give.
+
+    ``contributions`` maps ``(batch chunk, *y block)`` to the key of that block's contribution
+    to its window of x (blocks whose window is empty are absent), and ``parts`` holds their
+    tasks. A chunk of x that one contribution covers exactly (:func:`_exact`) is that
+    contribution's task itself, moved out of ``parts`` under the chunk's key, so that it is one
+    task and not two; it must then hold the bias."""
+    reach = _reach(plan, x_bounds)
+    exact = _exact(plan, x_bounds)
+    everything = (slice(None), slice(None))
+    layer: dict = {}
+    for chunk in product(*(range(len(bounds) - 1) for bounds in x_bounds)):
+        if chunk in exact:
             for n in range(len(batch_chunks)):
-                layer[_key(name, n, 0, *chunk)] = contributions[_key(n, *block)]
+                layer[_key(name, n, 0, *chunk)] = parts.pop(contributions[_key(n, *exact[chunk])])
             continue
+        sources = [reach[d][c] for d, c in enumerate(chunk)]
+        ranges = [(x_bounds[d][c], x_bounds[d][c + 1]) for d, c in enumerate(chunk)]
         for n, batch in enumerate(batch_chunks):
-            parts, placements = [], []
+            keys, placements = [], []
             for block in product(*sources):
                 if (n, *block) not in contributions:
                     continue
@@ -429,11 +498,11 @@ def _sum_layer(
                     low, high = max(w[0], begin), min(w[1], end)
                     source.append(slice(low - w[0], high - w[0]))
                     target.append(slice(low - begin, high - begin))
-                parts.append(contributions[_key(n, *block)])
+                keys.append(contributions[_key(n, *block)])
                 placements.append(((*everything, *source), (*everything, *target)))
             shape = (batch, channels, *(end - begin for begin, end in ranges))
-            layer[_key(name, n, 0, *chunk)] = (_add_up, parts, placements, shape, dtype, bias_key)
-    return layer, exact
+            layer[_key(name, n, 0, *chunk)] = (_add_up, keys, placements, shape, dtype, bias_key)
+    return layer
 
 
 def _chunks(bounds: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
@@ -603,41 +672,74 @@ def _forward(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Ar
             for n, block in product(range(len(batch_chunks)), plan.blocks())
             if not plan.empty(block)
         }
-        layer, exact = _sum_layer(
-            name, contributions, plan, x_bounds, batch_chunks, channels, dtype, bias_key
-        )
+        exact = set(_exact(plan, x_bounds).values())
         whole = [((slice(None),) * (dims + 2),) * 2]
-        part_layer = {**weight_layer, **bias_layer}
-        for n, *rest in contributions:
+        parts = {**weight_layer, **bias_layer}
+        for (n, *rest), key in contributions.items():
             block = tuple(rest)
-            part_layer[_key(part_name, n, 0, *block)] = (
+            parts[key] = (
                 _forward_task, [(x.name, n, 0, *block)], whole, plan.y_shape(block), weight_key,
                 bias_key if block in exact else None, spec, plan.pads(block), None,
             )  # fmt: skip
-        graph = _graph([x], [(part_name, part_layer, {x.name}), (name, layer, {part_name})])
+        layer = _sum_layer(
+            name, contributions, parts, plan, x_bounds, batch_chunks, channels, dtype, bias_key
+        )
+        graph = _graph([x], [(part_name, parts, {x.name}), (name, layer, {x.name, part_name})])
         chunks = (batch_chunks, (channels,), *_chunks(x_bounds))
     result = _array(graph, name, chunks, dtype)
     return result[0] if unbatched else result
 
 
-def _tree_sum(
+def _split_every(op: str, split_every: Any) -> int:
+    """The partials each task of a reduction adds: ``split_every``, or by default dask's
+    ``split_every`` setting or 4."""
+    if split_every is None:
+        split_every = dask.config.get("split_every", None) or _SPLIT_EVERY
+    if isinstance(split_every, bool) or not isinstance(split_every, int | np.integer):
+        raise TypeError(f"{op}: split_every must be an int, got {split_every!r}")
+    if split_every < 2:
+        raise ValueError(f"{op}: split_every must be at least 2, got {split_every}")
+    return int(split_every)
+
+
+def _tree(name: str, leaves: Sequence[tuple], split_every: int) -> tuple[dict, tuple]:
+    """Tasks adding up the tuples of partial sums at ``leaves`` item by item, ``split_every``
+    at a time, level by level, always in the leaves' order, so that the same leaves give the
+    same bits: the tasks and the key of the total."""
+    tasks: dict = {}
+    keys = list(leaves)
+    level = 0
+    while True:
+        groups = [keys[i : i + split_every] for i in range(0, len(keys), split_every)]
+        keys = []
+        for i, group in enumerate(groups):
+            tasks[_key(name, level, i)] = (_add_partials, group)
+            keys.append(_key(name, level, i))
+        if len(keys) == 1:
+            return tasks, keys[0]
+        level += 1
+
+
+def _totals(
     collections: Sequence[da.Array],
     layers: Sequence[tuple[str, dict, set]],
     name: str,
-    results: str,
-    keys: Sequence[tuple],
-    index: int,
-    shape: tuple[int, ...],
-    dtype: np.dtype,
-    split_every: int | None,
-) -> da.Array:
-    """The sum of item ``index`` of every task's results, added up as a tree of dask's
-    reduction, ``split_every`` partials at a time, in an order fixed by the chunking."""
-    zeros = (0,) * len(shape)
-    tasks = {(name, i, *zeros): (_leading, (results, *key), index) for i, key in enumerate(keys)}
-    chunks = ((1,) * len(keys), *((size,) for size in shape))
-    graph = _graph(collections, [*layers, (name, tasks, {results})])
-    return _array(graph, name, chunks, dtype).sum(axis=0, split_every=split_every, dtype=dtype)
+    leaves: Sequence[tuple],
+    wanted: dict[int, tuple[str, tuple[int, ...], np.dtype]],
+    split_every: int,
+) -> dict[int, da.Array]:
+    """The sums over ``leaves`` (keys of tuples of partial sums) of the items ``wanted`` gives
+    (as the name, shape and dtype of each sum's array): one tree for all of them, whose total
+    each array takes its item of."""
+    tasks, total = _tree(name, leaves, split_every)
+    on = {layer[0] for layer in layers}
+    arrays = {}
+    for index, (label, shape, dtype) in wanted.items():
+        key = _key(label, *(0,) * len(shape))
+        layer = (label, {key: (operator.getitem, total, index)}, {name})
+        graph = _graph(collections, [*layers, (name, tasks, on), layer])
+        arrays[index] = _array(graph, label, tuple((size,) for size in shape), dtype)
+    return arrays
 
 
 def _backward(
@@ -654,6 +756,7 @@ def _backward(
     if len(need) != 3:
         raise ValueError(f"{op}: output_mask must have 3 entries, got {len(need)}")
     need_input, need_weight, need_bias = need
+    split_every = _split_every(op, split_every)
     transposed = geometry.transposed
     dims = geometry.dims
     dtype = weight.dtype
@@ -662,74 +765,87 @@ def _backward(
     pads = (geometry.padding_before, geometry.padding_after, geometry.output_padding)
     token = _token(op, grad_output.name, input.name, weight_key, spec, pads, need, split_every)
     batch_chunks = input.chunks[0]
+    channels = geometry.output_shape[1]
     # Tasks go by the chunks of the y side (grad_output's for a convolution, the input's for a
-    # transposed one) and read windows of the x side, the other array.
+    # transposed one) and read windows of the x side, the other array. A chunk's grad_input
+    # and its parameters' partials are two tasks: their kernels share no work, and each result
+    # is then a chunk or a partial itself, with no task to take it out of a tuple.
     y_array, x_array = (input, grad_output) if transposed else (grad_output, input)
     plan = _Plan(geometry, [_bounds(sizes) for sizes in y_array.chunks[2:]])
     x_bounds = [_bounds(sizes) for sizes in x_array.chunks[2:]]
-    # A convolution's bias gradient comes with each chunk's gradients; a transposed
-    # convolution's is the sum of its grad_output, below.
-    need_chunk = (need_input, need_weight, need_bias and not transposed)
-    results = f"{op}-chunks-{token}"
-    tasks = dict(weight_layer)
-    keys = []
+    # A transposed convolution's bias gradient is the sum of its grad_output, the x side: the
+    # chunks' tasks add it up where their windows of grad_output do not overlap.
+    bias_in_chunks = need_bias and (not transposed or _tiled(plan, x_bounds))
     whole = [((slice(None),) * (dims + 2),) * 2]
     halos = _Halos(f"{op}-halo-{token}", x_array.name)
+    reads = {}
     for n, block in product(range(len(batch_chunks)), plan.blocks()):
         window = plan.window(block)
         read = _read(x_array.name, n, x_bounds, window, halos)
-        x_parts = read if read is not None else (None, None)
-        x_args = (*x_parts, _window_shape(window))
+        x_args = (*(read if read is not None else (None, None)), _window_shape(window))
         y_args = ([(y_array.name, n, 0, *block)], whole, plan.y_shape(block))
-        y_shape = (batch_chunks[n], y_array.shape[1], *plan.y_shape(block))
-        grad_args, input_args = (x_args, y_args) if transposed else (y_args, x_args)
-        tasks[_key(results, n, 0, *block)] = (
-            _backward_task, *grad_args, *input_args, weight_key, spec, plan.pads(block),
-            need_chunk, y_shape,
-        )  # fmt: skip
-        keys.append((n, 0, *block))
+        reads[n, block] = (x_args, y_args)
     collections = [input, grad_output]
-    layers = [
-        halos.layer(),
-        (results, tasks, {input.name, grad_output.name, halos.name}),
-    ]
+    layers = [halos.layer()]
+    on = {input.name, grad_output.name, halos.name}
 
     grad_input = grad_weight = grad_bias = None
     if need_input:
         name = f"{op}-grad-input-{token}"
-        if transposed:  # each input chunk's gradient is whole in its task
-            tasks = {(name, *key): (operator.getitem, (results, *key), 0) for key in keys}
-            graph = _graph(collections, [*layers, (name, tasks, {results})])
-        else:  # the shares of the windows, added up into the input's chunks
-            share = f"{op}-grad-input-share-{token}"
-            shares = {
-                (share, *key): (operator.getitem, (results, *key), 0)
-                for key in keys
-                if not plan.empty(key[2:])
-            }
-            contributions = {(key[1], *key[3:]): key for key in shares}
-            tasks, _ = _sum_layer(
-                name, contributions, plan, x_bounds, batch_chunks, input.shape[1], dtype, None
-            )
-            graph = _graph(
-                collections, [*layers, (share, shares, {results}), (name, tasks, {share})]
-            )
-        grad_input = _array(graph, name, input.chunks, dtype)
+        share = f"{name}-share"
+        tasks = {}
+        for (n, block), (x_args, y_args) in reads.items():
+            if transposed:  # each input chunk's gradient is whole in its task
+                y_shape = (batch_chunks[n], y_array.shape[1], *plan.y_shape(block))
+                tasks[_key(name, n, 0, *block)] = (
+                    _grad_input_task, *x_args, y_shape, weight_key, spec, plan.pads(block),
+                    y_shape,
+                )  # fmt: skip
+            elif not plan.empty(block):  # the windows' shares, added up into input chunks
+                x_shape = (batch_chunks[n], x_array.shape[1], *_window_shape(plan.window(block)))
+                tasks[_key(share, n, 0, *block)] = (
+                    _grad_input_task, *y_args, x_shape, weight_key, spec, plan.pads(block), None,
+                )  # fmt: skip
+        if transposed:
+            layers_in = [(name, {**weight_layer, **tasks}, on)]
+        else:
+            contributions = {(key[1], *key[3:]): key for key in tasks}
+            layer = _sum_layer(
+                name, contributions, tasks, plan, x_bounds, batch_chunks, input.shape[1], dtype,
+                None,
+            )  # fmt: skip
+            layers_in = [
+                (share, {**weight_layer, **tasks}, on),
+                (name, {**weight_layer, **layer}, {*on, share}),
+            ]
+        grad_input = _array(_graph(collections, [*layers, *layers_in]), name, input.chunks, dtype)
         if unbatched:
             grad_input = grad_input[0]
 
-    def total(index: int, shape: tuple[int, ...], label: str) -> da.Array:
-        name = f"{op}-{label}-{token}"
-        return _tree_sum(collections, layers, name, results, keys, index, shape, dtype, split_every)
-
-    if need_weight:
-        grad_weight = total(1, tuple(weight.shape), "grad-weight")
-    if need_bias:
-        if transposed:
-            axes = (0, *range(2, grad_output.ndim))
-            grad_bias = grad_output.sum(axis=axes, split_every=split_every, dtype=dtype)
-        else:
-            grad_bias = total(2, (geometry.output_shape[1],), "grad-bias")
+    if need_weight or bias_in_chunks:
+        partials = f"{op}-partials-{token}"
+        tasks = dict(weight_layer)
+        leaves = []
+        for (n, block), (x_args, y_args) in reads.items():
+            grad_args, input_args = (x_args, y_args) if transposed else (y_args, x_args)
+            leaves.append(_key(partials, n, 0, *block))
+            tasks[leaves[-1]] = (
+                _parameter_task, *grad_args, *input_args, weight_key, spec, plan.pads(block),
+                (need_weight, bias_in_chunks), channels,
+            )  # fmt: skip
+        wanted = {}
+        if need_weight:
+            wanted[0] = (f"{op}-grad-weight-{token}", tuple(weight.shape), dtype)
+        if bias_in_chunks:
+            wanted[1] = (f"{op}-grad-bias-{token}", (channels,), dtype)
+        sums = _totals(
+            collections, [*layers, (partials, tasks, on)], f"{op}-sum-{token}", leaves, wanted,
+            split_every,
+        )  # fmt: skip
+        grad_weight, grad_bias = sums.get(0), sums.get(1)
+    if need_bias and not bias_in_chunks:
+        axes = (0, *range(2, grad_output.ndim))
+        grad_bias = grad_output.sum(axis=axes, split_every=split_every, dtype=dtype)
     return grad_input, grad_weight, grad_bias
 
 
@@ -774,28 +890,30 @@ def backward(model: Any, loss_fn: Any, input: Any, target: Any, *, split_every: 
     t = t.rechunk({0: x.chunks[0], **{axis: -1 for axis in range(1, t.ndim)}})
     model_key = f"convt-model-{tokenize(model)}"
     model_layer = {model_key: model, f"{model_key}-loss": loss_fn}
+    split_every = _split_every("convt.dask.backward", split_every)
     token = tokenize(model_key, x.name, t.name, split_every)
     results = f"convt-gradients-{token}"
     tasks: dict[Any, Any] = dict(model_layer)
-    keys = []
+    leaves = []
     batch = x.shape[0]
     zeros_x, zeros_t = (0,) * (x.ndim - 1), (0,) * (t.ndim - 1)
     for n, size in enumerate(x.chunks[0]):
         share = size / batch if reduction == "mean" else 1.0
-        tasks[(results, n)] = (
+        leaves.append(_key(results, n))
+        tasks[leaves[-1]] = (
             _model_task, model_key, f"{model_key}-loss", (x.name, n, *zeros_x),
             (t.name, n, *zeros_t), share,
         )  # fmt: skip
-        keys.append((n,))
-    collections, layers = [x, t], [(results, tasks, {x.name, t.name})]
-    totals = [
-        _tree_sum(
-            collections, layers, f"{results}-{i}", results, keys, i, shape, dtype, split_every
-        )
+    wanted = {
+        i: (f"{results}-{i}", shape, dtype)
         for i, (shape, dtype) in enumerate(
             [((), np.dtype(np.float64))] + [(p.shape, p.dtype) for p in parameters]
         )
-    ]
+    }
+    totals = _totals(
+        [x, t], [(results, tasks, {x.name, t.name})], f"{results}-sum", leaves, wanted,
+        split_every,
+    ).values()  # fmt: skip
     loss, *grads = dask.compute(*totals)
     for parameter, grad in zip(parameters, grads, strict=True):
         parameter.grad += grad
