@@ -26,17 +26,14 @@ inline bool prefers_direct(const ConvGeometry& g) {
 template <class Visit>
 void for_each_y_plane(const ConvGeometry& g, Visit&& visit) {
   const index_t planes = g.batch * g.y_channels;
-  const int threads = threads_for(g.multiply_adds());
-  (void)threads;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t plane = 0; plane < planes; ++plane) {
+  parallel_for_static(planes, threads_for(g.multiply_adds()), [&](index_t plane) {
     const index_t n = plane / g.y_channels;
     const index_t f = plane % g.y_channels;
     const index_t group = f / g.y_channels_per_group();
     for (index_t c = 0; c < g.x_channels_per_group(); ++c) {
       visit(n * g.x_channels + group * g.x_channels_per_group() + c, plane, f, c);
     }
-  }
+  });
 }
 
 // out[o] += weight * in[o] for o in [first, last); x and y never overlap, which lets the
@@ -78,10 +75,7 @@ void direct_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   const index_t outputs = g.y_spatial();
   const index_t stride = g.stride[2];
   const index_t planes = g.batch * g.x_channels;
-  const int threads = threads_for(g.multiply_adds());
-  (void)threads;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t plane = 0; plane < planes; ++plane) {
+  parallel_for_static(planes, threads_for(g.multiply_adds()), [&](index_t plane) {
     const index_t n = plane / g.x_channels;
     const index_t group = plane % g.x_channels / g.x_channels_per_group();
     const index_t c = plane % g.x_channels_per_group();
@@ -105,7 +99,7 @@ void direct_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
                               }
                             });
     }
-  }
+  });
 }
 
 // sum of a[o] * b[o * stride] for o in [0, count), in lanes that the compiler vectorises when
@@ -133,10 +127,7 @@ void direct_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
   const index_t outputs = g.y_spatial();
   const index_t stride = g.stride[2];
   const index_t rows = g.y_channels * g.x_channels_per_group();
-  const int threads = threads_for(g.multiply_adds());
-  (void)threads;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t weight_row = 0; weight_row < rows; ++weight_row) {
+  parallel_for_static(rows, threads_for(g.multiply_adds()), [&](index_t weight_row) {
     const index_t f = weight_row / g.x_channels_per_group();
     const index_t c = weight_row % g.x_channels_per_group();
     const index_t group = f / g.y_channels_per_group();
@@ -151,7 +142,7 @@ void direct_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
             target[row] += strided_dot(gradient + column, source + x_offset, stride, count);
           });
     }
-  }
+  });
 }
 
 }  // namespace detail

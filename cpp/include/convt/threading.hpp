@@ -114,5 +114,18 @@ void parallel_for(index_t count, int threads, Body&& body) {
   if (failure) std::rethrow_exception(failure);
 }
 
+// Runs body(i) for every i in [0, count) on `threads` threads, each taking one contiguous range
+// of indices. With one thread the loop runs here: an OpenMP region with an if clause that is
+// false still starts a team of one, which costs as much as a seed-sized kernel's sums.
+template <class Body>
+void parallel_for_static(index_t count, int threads, Body&& body) {
+  if (threads <= 1 || count <= 1) {
+    for (index_t i = 0; i < count; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (index_t i = 0; i < count; ++i) body(i);
+}
+
 }  // namespace detail
 }  // namespace convt
