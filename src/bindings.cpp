@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <convt/convt.hpp>
 #include <cstring>
@@ -30,6 +31,12 @@ Shape shape_of(const py::array& array) {
   return Shape(array.shape(), array.shape() + array.ndim());
 }
 
+// Whether the array has the shape `expected`, read where NumPy keeps it.
+bool has_shape(const py::array& array, const Shape& expected) {
+  return array.ndim() == static_cast<py::ssize_t>(expected.size()) &&
+         std::equal(expected.begin(), expected.end(), array.shape());
+}
+
 // Checks what the Python package guarantees, so that direct callers of _core get an error
 // instead of a wrong answer: dtype, contiguity, alignment, shape.
 template <class T>
@@ -42,7 +49,7 @@ const T* input_data(const ConvGeometry& g, const py::array& array, const char* n
   if (!(array.flags() & py::array::c_style) || !aligned(array)) {
     throw py::type_error(g.name() + ": " + name + " must be C-contiguous and aligned");
   }
-  g.expect_shape(name, shape_of(array), expected);
+  if (!has_shape(array, expected)) g.expect_shape(name, shape_of(array), expected);
   return static_cast<const T*>(array.data());
 }
 
@@ -95,7 +102,7 @@ Array<T> output_array(const ConvGeometry& g, const std::optional<py::array>& out
     throw py::value_error(g.name() + ": " + name +
                           " must be a writable, aligned C-contiguous array");
   }
-  g.expect_shape(name, shape_of(given), shape);
+  if (!has_shape(given, shape)) g.expect_shape(name, shape_of(given), shape);
   for (const py::array* input : inputs) {
     if (input != nullptr && overlaps(given, *input)) {
       throw py::value_error(g.name() + ": " + name + " must not share memory with an input");
@@ -117,10 +124,10 @@ py::array forward_with(const convt::Plan& plan, const py::array& input, const py
   const ConvGeometry& g = plan.geometry();
   return by_dtype(g, input, "input", [&](auto zero) -> py::array {
     using T = decltype(zero);
-    const T* x = input_data<T>(g, input, "input", g.input_shape());
-    const T* w = input_data<T>(g, weight, "weight", g.weight_shape());
-    const T* b = bias ? input_data<T>(g, *bias, "bias", Shape{g.output_channels()}) : nullptr;
-    Array<T> result = output_array<T>(g, out, "out", g.output_shape(),
+    const T* x = input_data<T>(g, input, "input", plan.input_shape());
+    const T* w = input_data<T>(g, weight, "weight", plan.weight_shape());
+    const T* b = bias ? input_data<T>(g, *bias, "bias", plan.bias_shape()) : nullptr;
+    Array<T> result = output_array<T>(g, out, "out", plan.output_shape(),
                                       {&input, &weight, bias ? &*bias : nullptr});
     T* y = result.mutable_data();
     without_gil([&] { plan.forward(x, w, b, y); });
@@ -137,15 +144,15 @@ std::tuple<py::object, py::object, py::object> backward_with(
   const ConvGeometry& g = plan.geometry();
   return by_dtype(g, grad_output, "grad_output", [&](auto zero) {
     using T = decltype(zero);
-    const T* dy = input_data<T>(g, grad_output, "grad_output", g.output_shape());
-    const T* x = need_weight ? input_data<T>(g, input, "input", g.input_shape()) : nullptr;
-    const T* w = need_input ? input_data<T>(g, weight, "weight", g.weight_shape()) : nullptr;
+    const T* dy = input_data<T>(g, grad_output, "grad_output", plan.output_shape());
+    const T* x = need_weight ? input_data<T>(g, input, "input", plan.input_shape()) : nullptr;
+    const T* w = need_input ? input_data<T>(g, weight, "weight", plan.weight_shape()) : nullptr;
     const std::initializer_list<const py::array*> inputs{&grad_output, &input, &weight};
     std::optional<Array<T>> dx, dw, db;
-    if (need_input) dx = output_array<T>(g, out_input, "grad_input", g.input_shape(), inputs);
-    if (need_weight) dw = output_array<T>(g, out_weight, "grad_weight", g.weight_shape(), inputs);
-    if (need_bias)
-      db = output_array<T>(g, out_bias, "grad_bias", Shape{g.output_channels()}, inputs);
+    if (need_input) dx = output_array<T>(g, out_input, "grad_input", plan.input_shape(), inputs);
+    if (need_weight)
+      dw = output_array<T>(g, out_weight, "grad_weight", plan.weight_shape(), inputs);
+    if (need_bias) db = output_array<T>(g, out_bias, "grad_bias", plan.bias_shape(), inputs);
     const MaybeArray* outs[] = {&out_input, &out_weight, &out_bias};
     for (int i = 0; i < 3; ++i) {
       for (int j = i + 1; j < 3; ++j) {

@@ -57,7 +57,7 @@ class Plan {
  public:
   // Chooses each kernel's algorithm for `geometry` (validated when it was built).
   explicit Plan(const ConvGeometry& geometry)
-      : geometry_(geometry), kernel_geometry_(kernel_geometry(geometry)) {
+      : geometry_(geometry), kernel_geometry_(kernel_geometry(geometry)), shapes_(geometry) {
     for (Kernel kernel : all_kernels) {
       algorithms_[index(kernel)] = detail::fastest_algorithm(kernel_geometry_, kernel);
     }
@@ -68,7 +68,10 @@ class Plan {
   // Takes the given algorithm for each kernel (in the order of all_kernels), as tests do to run
   // every path; convt::Error if one cannot compute its kernel for this geometry.
   Plan(const ConvGeometry& geometry, const std::array<Algorithm, 3>& algorithms)
-      : geometry_(geometry), kernel_geometry_(kernel_geometry(geometry)), algorithms_(algorithms) {
+      : geometry_(geometry),
+        kernel_geometry_(kernel_geometry(geometry)),
+        shapes_(geometry),
+        algorithms_(algorithms) {
     for (Kernel kernel : all_kernels) {
       if (!detail::algorithm_applies(kernel_geometry_, kernel, algorithm(kernel))) {
         detail::fail(geometry.name(), ": ", kernel_name(kernel), " cannot take the ",
@@ -79,6 +82,13 @@ class Plan {
 
   const ConvGeometry& geometry() const { return geometry_; }
   Algorithm algorithm(Kernel kernel) const { return algorithms_[index(kernel)]; }
+  // The geometry's input_shape(), weight_shape(), output_shape() and bias shape, formed once:
+  // a seed-sized call that checked its arrays against shapes formed anew would spend more on
+  // allocating them than on its sums.
+  const Shape& input_shape() const { return shapes_.input; }
+  const Shape& weight_shape() const { return shapes_.weight; }
+  const Shape& output_shape() const { return shapes_.output; }
+  const Shape& bias_shape() const { return shapes_.bias; }
 
   // Keep the packed weights between calls (off by default): each call then compares its weight
   // with the one they were packed from (one pass over it) instead of packing it again. It costs
@@ -285,8 +295,18 @@ class Plan {
     return weight;
   }
 
+  struct Shapes {
+    explicit Shapes(const ConvGeometry& g)
+        : input(g.input_shape()),
+          weight(g.weight_shape()),
+          output(g.output_shape()),
+          bias{g.output_channels()} {}
+    Shape input, weight, output, bias;
+  };
+
   ConvGeometry geometry_;
   ConvGeometry kernel_geometry_;
+  Shapes shapes_;
   std::array<Algorithm, 3> algorithms_{};
   mutable std::mutex kept_mutex_;
   std::shared_ptr<detail::KeptWeights> kept_;
