@@ -52,6 +52,30 @@ Gradients = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+_ndarray = np.ndarray
+_FLOAT32, _FLOAT64 = _NATIVE
+# NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, numpy's bits of ndarray.flags.num.
+_C_CONTIGUOUS_ALIGNED = 0x0001 | 0x0100
+
+
+def _in_place(*arrays: Any) -> bool:
+    """Whether floating_arrays would return these arrays as they are: ndarrays of float32 or
+    float64, one dtype, C-contiguous and aligned. It is that function's first check, made
+    without keyword arguments and with NumPy's own dtype objects compared by identity, which
+    on a seed-sized call cost more than the convolution; an array it is unsure of (an equal
+    dtype that is another object, say) takes floating_arrays, which decides."""
+    first = arrays[0]
+    dtype = first.dtype if type(first) is _ndarray else None
+    if dtype is not _FLOAT64 and dtype is not _FLOAT32:
+        return False
+    for array in arrays:
+        if (
+            type(array) is not _ndarray
+            or array.dtype is not dtype
+            or array.flags.num & _C_CONTIGUOUS_ALIGNED != _C_CONTIGUOUS_ALIGNED
+        ):
+            return False
+    return True
 
 
 def floating_arrays(op: str, **arrays: Any) -> list[np.ndarray | None]:
@@ -184,7 +208,7 @@ def _each(values: tuple[int, ...], dims: int) -> tuple[int, ...]:
     return values * dims if len(values) == 1 and dims > 1 else values
 
 
-def _call_geometry(
+def _call_plan(
     operation: Operation,
     input_shape: tuple[int, ...],
     weight_shape: tuple[int, ...],
@@ -195,18 +219,20 @@ def _call_geometry(
     output_padding: IntOrTuple = 0,
     output_size: IntOrTuple | None = None,
     padding_mode: str = "zeros",
-) -> _core.Geometry:
-    """The geometry of a call of ``operation`` with arrays of these shapes; the arguments are
-    checked in the order of the function's signature."""
+) -> _core.Plan:
+    """The plan of a call of ``operation`` with arrays of these shapes (tuples of ints); the
+    arguments are checked in the order of the function's signature."""
     # A call with the arguments of an earlier one, as a layer or a loop makes, skips their
-    # checking, which costs more than a seed-sized convolution. Only plain ints, strs and tuples
-    # of them are looked up as given: True, 1.0 and numpy's integers compare equal to 1, and
-    # must meet the checks that refuse the first two.
-    arguments = (input_shape, weight_shape, stride, padding, dilation, groups, output_padding,
-                 output_size, padding_mode)  # fmt: skip
-    plain = _plain(arguments)
-    if plain and (geometry := _called.get((operation, arguments))) is not None:
-        return geometry
+    # checking and the plan's choice of algorithms, which cost more than a seed-sized
+    # convolution. Only plain ints, strs and tuples of them are looked up as given: True, 1.0
+    # and numpy's integers compare equal to 1, and must meet the checks that refuse the first
+    # two. The key starts with the operation's name, whose hash str keeps, where the dataclass
+    # would hash its fields in Python on every call.
+    key = (operation.name, input_shape, weight_shape, stride, padding, dilation, groups,
+           output_padding, output_size, padding_mode)  # fmt: skip
+    plain = _plain(key[3:])
+    if plain and (plan := _called.get(key)) is not None:
+        return plan
     op, dims = operation.name, operation.dims
     before, after, rule = _padding(op, padding)
     before, after = _each(before, dims), _each(after, dims)
@@ -232,15 +258,20 @@ def _call_geometry(
             () if output_size is None else _ints(op, "output_size", output_size),
             _padding_mode(op, padding_mode),
         )
+    plan = _core.Plan(geometry)
     if plain:
         if len(_called) >= 1024:
             _called.clear()
-        _called[(operation, arguments)] = geometry
-    return geometry
+        _called[key] = plan
+    return plan
 
 
-# Geometries by the arguments as given (see _call_geometry), beside _geometries by the checked
-# ones.
+def _call_geometry(operation: Operation, *arguments: Any) -> _core.Geometry:
+    """The geometry of a call of ``operation``: its plan's (see _call_plan)."""
+    return _call_plan(operation, *arguments).geometry
+
+
+# Plans by the arguments as given (see _call_plan), beside _geometries by the checked ones.
 _called: dict[tuple, Any] = {}
 _PLAIN_TYPES = (int, str, type(None))
 
@@ -264,7 +295,12 @@ def _integer(op: str, name: str, value: int) -> int:
     return _in_range(op, name, (int(value),))[0]
 
 
-def _backward(op, geometry, grad_output, input, weight, output_mask, out) -> Gradients:
+_ALL = (True, True, True)
+
+
+def _backward(op, plan, grad_output, input, weight, output_mask, out) -> Gradients:
+    if out is None and type(output_mask) is tuple and output_mask == _ALL:
+        return _core.backward(plan, grad_output, input, weight, True, True, True)
     if not isinstance(output_mask, (tuple, list)):
         raise TypeError(f"{op}: output_mask must be a tuple of 3 bools, got {output_mask!r}")
     need = tuple(bool(m) for m in output_mask)
@@ -278,7 +314,7 @@ def _backward(op, geometry, grad_output, input, weight, output_mask, out) -> Gra
         raise ValueError(f"{op}: out must be a tuple of 3 arrays or None, got {len(outs)}")
     for value in outs:
         _output_array(op, value)
-    return _core.backward(geometry, grad_output, input, weight, *need, *outs)
+    return _core.backward(plan, grad_output, input, weight, *need, *outs)
 
 
 def _output_array(op: str, out: Any) -> Any:
@@ -303,12 +339,13 @@ def _make_conv(operation: Operation):
         padding_mode="zeros",
         out=None,
     ):
-        input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
-        geometry = _call_geometry(
+        if not (_in_place(input, weight) if bias is None else _in_place(input, weight, bias)):
+            input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
+        plan = _call_plan(
             operation, input.shape, weight.shape, stride, padding, dilation, groups,
             padding_mode=padding_mode,
         )  # fmt: skip
-        return _core.forward(geometry, input, weight, bias, _output_array(op, out))
+        return _core.forward(plan, input, weight, bias, _output_array(op, out))
 
     def backward(
         grad_output,
@@ -323,14 +360,15 @@ def _make_conv(operation: Operation):
         output_mask=(True, True, True),
         out=None,
     ) -> Gradients:
-        grad_output, input, weight = floating_arrays(
-            op, grad_output=grad_output, input=input, weight=weight
-        )
-        geometry = _call_geometry(
+        if not _in_place(grad_output, input, weight):
+            grad_output, input, weight = floating_arrays(
+                op, grad_output=grad_output, input=input, weight=weight
+            )
+        plan = _call_plan(
             operation, input.shape, weight.shape, stride, padding, dilation, groups,
             padding_mode=padding_mode,
         )  # fmt: skip
-        return _backward(op, geometry, grad_output, input, weight, output_mask, out)
+        return _backward(op, plan, grad_output, input, weight, output_mask, out)
 
     conv.__doc__ = (
         f"{operation.dims}-D convolution (cross-correlation), as ``torch.nn.functional.{op}``."
@@ -365,12 +403,13 @@ def _make_conv_transpose(operation: Operation):
         padding_mode="zeros",
         out=None,
     ):
-        input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
-        geometry = _call_geometry(
+        if not (_in_place(input, weight) if bias is None else _in_place(input, weight, bias)):
+            input, weight, bias = floating_arrays(op, input=input, weight=weight, bias=bias)
+        plan = _call_plan(
             operation, input.shape, weight.shape, stride, padding, dilation, groups,
             output_padding, output_size, padding_mode,
         )  # fmt: skip
-        return _core.forward(geometry, input, weight, bias, _output_array(op, out))
+        return _core.forward(plan, input, weight, bias, _output_array(op, out))
 
     def backward(
         grad_output,
@@ -387,14 +426,15 @@ def _make_conv_transpose(operation: Operation):
         output_mask=(True, True, True),
         out=None,
     ) -> Gradients:
-        grad_output, input, weight = floating_arrays(
-            op, grad_output=grad_output, input=input, weight=weight
-        )
-        geometry = _call_geometry(
+        if not _in_place(grad_output, input, weight):
+            grad_output, input, weight = floating_arrays(
+                op, grad_output=grad_output, input=input, weight=weight
+            )
+        plan = _call_plan(
             operation, input.shape, weight.shape, stride, padding, dilation, groups,
             output_padding, output_size, padding_mode,
         )  # fmt: skip
-        return _backward(op, geometry, grad_output, input, weight, output_mask, out)
+        return _backward(op, plan, grad_output, input, weight, output_mask, out)
 
     conv_transpose.__doc__ = (
         f"{operation.dims}-D transposed convolution, as ``torch.nn.functional.{op}``.\n\n"

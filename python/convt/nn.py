@@ -593,10 +593,17 @@ class _ConvNd(Module):
 
     def _forward(self, input: Any, options: dict[str, Any]) -> np.ndarray:
         op = self._operation.name
+        weight = self.weight.data
         bias = None if self.bias is None else self.bias.data
-        input, weight, bias = functional.floating_arrays(
-            op, input=input, weight=self.weight.data, bias=bias
+        in_place = (
+            functional._in_place(input, weight)
+            if bias is None
+            else functional._in_place(input, weight, bias)
         )
+        if not in_place:
+            input, weight, bias = functional.floating_arrays(
+                op, input=input, weight=weight, bias=bias
+            )
         assert input is not None and weight is not None  # only bias may be None
         output = _core.forward(self._plan_for(input.shape, options), input, weight, bias, None)
         self.save_for_backward((input, options))
@@ -606,9 +613,11 @@ class _ConvNd(Module):
         """Returns the gradient for the latest forward's input and adds those of the weight and
         bias to their ``.grad``. Raises ValueError when no forward is waiting for it."""
         input, options = self.saved_for_backward()
-        grad_output, input, weight = functional.floating_arrays(
-            self._operation.name, grad_output=grad_output, input=input, weight=self.weight.data
-        )
+        weight = self.weight.data
+        if not functional._in_place(grad_output, input, weight):
+            grad_output, input, weight = functional.floating_arrays(
+                self._operation.name, grad_output=grad_output, input=input, weight=weight
+            )
         assert grad_output is not None and input is not None and weight is not None
         plan = self._plan_for(input.shape, options)
         grad_input, grad_weight, grad_bias = _core.backward(
