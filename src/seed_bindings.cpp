@@ -5,7 +5,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <convt/convt.hpp>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -29,6 +31,58 @@ convt::Matrix<T> matrix_view(const py::array& array, const char* name) {
   // The kernels only read through this view; the const_cast never writes.
   return convt::Matrix<T>::view(const_cast<T*>(static_cast<const T*>(array.data())), array.shape(0),
                                 array.shape(1));
+}
+
+// The data of a 2-D array that the single-channel kernels read in place, checked as
+// matrix_view checks it; the sizes are checked by the geometry.
+template <class T>
+const T* matrix_data(const py::array& array, const char* name) {
+  if (array.ndim() != 2) {
+    throw py::value_error(std::string(name) + " must be a 2-D array, got " +
+                          std::to_string(array.ndim()) + " dimensions");
+  }
+  if (!holds<T>(array) || !(array.flags() & py::array::c_style) || !aligned(array)) {
+    throw py::type_error(std::string(name) + " must be an aligned C-contiguous " +
+                         dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
+  }
+  return static_cast<const T*>(array.data());
+}
+
+// The plan of a single-channel call, from the few this thread made last: a loop over
+// seed-sized matrices calls with the same shapes again and again, and building and planning a
+// geometry costs more than its sums. The geometry is Matrix::convolute's (matrix_geometry, whose
+// errors name `op`), so the results are the Matrix methods' to the bit.
+const convt::Plan& seed_plan(const char* op, convt::ConvKind kind, const py::array& x,
+                             const py::array& w, convt::Strides strides) {
+  struct Entry {
+    std::array<index_t, 6> sizes;
+    convt::ConvKind kind;
+    std::unique_ptr<convt::Plan> plan;
+  };
+  constexpr std::size_t kept = 8;
+  thread_local std::array<Entry, kept> entries;
+  thread_local std::size_t next = 0;
+  const std::array<index_t, 6> sizes{x.shape(0), x.shape(1), w.shape(0),
+                                     w.shape(1), strides[0], strides[1]};
+  for (const Entry& entry : entries) {
+    if (entry.plan && entry.kind == kind && entry.sizes == sizes) return *entry.plan;
+  }
+  auto plan = std::make_unique<convt::Plan>(
+      convt::detail::matrix_geometry(op, kind, sizes[0], sizes[1], sizes[2], sizes[3], strides));
+  Entry& entry = entries[next++ % kept];
+  entry = Entry{sizes, kind, std::move(plan)};
+  return *entry.plan;
+}
+
+// A new rows x cols array, refused as a Matrix of that size would be when it cannot be had.
+template <class T>
+Array<T> new_matrix(index_t rows, index_t cols) {
+  try {
+    return Array<T>({rows, cols});
+  } catch (const py::error_already_set& error) {
+    if (!error.matches(PyExc_MemoryError)) throw;
+  }
+  convt::detail::fail("Matrix: cannot allocate a ", rows, " x ", cols, " matrix");
 }
 
 // Hands an owning Matrix's memory to NumPy without copying it.
@@ -123,14 +177,20 @@ void bind_seed(py::module_& m) {
   bind_matrix<double>(m, "Matrix");
   bind_matrix<float>(m, "Matrix32");
 
+  // Matrix::convolute and convolute_full, planned once per shape and writing a new NumPy array.
   m.def(
       "convolute",
       [](const py::array& x, const py::array& w, convt::Strides strides) {
         return seed_call(x, [&](auto zero) -> py::object {
           using T = decltype(zero);
-          const auto input = matrix_view<T>(x, "X");
-          const auto kernel = matrix_view<T>(w, "W");
-          return to_numpy(without_gil([&] { return input.convolute(kernel, strides); }));
+          const T* input = matrix_data<T>(x, "X");
+          const T* kernel = matrix_data<T>(w, "W");
+          const convt::Plan& plan =
+              seed_plan("convolute", convt::ConvKind::convolution, x, w, strides);
+          Array<T> output = new_matrix<T>(plan.geometry().y_size[1], plan.geometry().y_size[2]);
+          T* y = output.mutable_data();
+          without_gil([&] { plan.conv_forward(input, kernel, y); });
+          return std::move(output);
         });
       },
       py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
@@ -139,9 +199,14 @@ void bind_seed(py::module_& m) {
       [](const py::array& x, const py::array& w, convt::Strides strides) {
         return seed_call(x, [&](auto zero) -> py::object {
           using T = decltype(zero);
-          const auto input = matrix_view<T>(x, "X");
-          const auto kernel = matrix_view<T>(w, "W");
-          return to_numpy(without_gil([&] { return input.convolute_full(kernel, strides); }));
+          const T* input = matrix_data<T>(x, "X");
+          const T* kernel = matrix_data<T>(w, "W");
+          const convt::Plan& plan =
+              seed_plan("convolute_full", convt::ConvKind::transposed, x, w, strides);
+          Array<T> output = new_matrix<T>(plan.geometry().x_size[1], plan.geometry().x_size[2]);
+          T* dx = output.mutable_data();
+          without_gil([&] { plan.conv_backward_input(input, kernel, dx); });
+          return std::move(output);
         });
       },
       py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});

@@ -1,8 +1,8 @@
 """The shortcuts that keep seed-sized calls near the cost of a bare bound call give what the
 long way gives: the arrays convt.functional uses in place are exactly those floating_arrays
 returns as they are, a call's plan is looked up only by plain arguments, the backward pass's
-default mask skips its checks only when nothing is skipped, and the direct kernels' threaded
-loops sum as the serial ones."""
+default mask skips its checks only when nothing is skipped, the seed functions' plans are told
+apart by kind, sizes and strides, and the direct kernels' threaded loops sum as the serial ones."""
 
 import pickle
 
@@ -10,7 +10,7 @@ import convt
 import numpy as np
 import pytest
 import reference
-from convt import functional
+from convt import _core, functional
 
 rng = np.random.default_rng(6)
 
@@ -155,6 +155,42 @@ def test_a_partial_mask_and_out_arrays_are_still_honoured():
         np.testing.assert_array_equal(o, e)
     with pytest.raises(ValueError, match="output_mask must have 3 entries"):
         functional.conv2d_backward(dy, x, w, output_mask=(True, True))
+
+
+def matrix_method(x, w, strides, full):
+    m, k = convt.Matrix(x), convt.Matrix(w)
+    return np.array(m.convolute_full(k, strides) if full else m.convolute(k, strides))
+
+
+def test_seed_functions_give_the_matrix_methods_results_for_many_shapes_at_once():
+    """More shapes than the seed plans kept per thread, convolute and convolute_full of the
+    same sizes, and the same sizes with other strides, interleaved: each call gets its own
+    geometry's result, bitwise that of the Matrix methods."""
+    cases = []
+    for rows, cols, k_rows, k_cols in [(10, 10, 3, 3), (7, 9, 2, 4), (5, 5, 5, 5), (12, 4, 3, 1)]:
+        for strides in [(1, 1), (2, 1), (1, 3)]:
+            x, w = normal((rows, cols)), normal((k_rows, k_cols))
+            cases += [(x, w, strides, False), (x, w, strides, True)]
+    order = [i for _ in range(3) for i in rng.permutation(len(cases))]
+    for i in order:
+        x, w, strides, full = cases[i]
+        call = convt.convolute_full if full else convt.convolute
+        got = call(x, w, strides)
+        expected = matrix_method(x, w, strides, full)
+        assert got.shape == expected.shape and got.tobytes() == expected.tobytes(), (i, full)
+
+
+def test_seed_functions_keep_their_messages():
+    x = normal((4, 4))
+    with pytest.raises(ValueError, match=r"convolute: the kernel of shape \(5, 1\) is larger"):
+        _core.convolute(x, normal((5, 1)))
+    with pytest.raises(ValueError, match=r"convolute_full: strides \(0, 1\) must be positive"):
+        _core.convolute_full(x, normal((2, 2)), (0, 1))
+    with pytest.raises(ValueError, match="W must be a 2-D array, got 3 dimensions"):
+        _core.convolute(x, normal((1, 2, 2)))
+    with pytest.raises(TypeError, match="W must be an aligned C-contiguous float64 array"):
+        _core.convolute(x, normal((2, 2), np.float32))
+    assert _core.convolute(x, normal((2, 2))).shape == (3, 3)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
