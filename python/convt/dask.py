@@ -324,7 +324,7 @@ def _add_up(parts, placements, shape, dtype, bias):
 
 def _add_partials(parts: list) -> tuple:
     """Tuples of partial sums added item by item, in the order given (None stays None)."""
-    total = []
+    total: list[np.ndarray | None] = []
     for items in zip(*parts, strict=True):
         if items[0] is None:
             total.append(None)
@@ -674,17 +674,17 @@ def _forward(geometry: Any, x: da.Array, weight, bias, unbatched: bool) -> da.Ar
         }
         exact = set(_exact(plan, x_bounds).values())
         whole = [((slice(None),) * (dims + 2),) * 2]
-        parts = {**weight_layer, **bias_layer}
+        part_layer = {**weight_layer, **bias_layer}
         for (n, *rest), key in contributions.items():
             block = tuple(rest)
-            parts[key] = (
+            part_layer[key] = (
                 _forward_task, [(x.name, n, 0, *block)], whole, plan.y_shape(block), weight_key,
                 bias_key if block in exact else None, spec, plan.pads(block), None,
             )  # fmt: skip
         layer = _sum_layer(
-            name, contributions, parts, plan, x_bounds, batch_chunks, channels, dtype, bias_key
+            name, contributions, part_layer, plan, x_bounds, batch_chunks, channels, dtype, bias_key
         )
-        graph = _graph([x], [(part_name, parts, {x.name}), (name, layer, {x.name, part_name})])
+        graph = _graph([x], [(part_name, part_layer, {x.name}), (name, layer, {x.name, part_name})])
         chunks = (batch_chunks, (channels,), *_chunks(x_bounds))
     result = _array(graph, name, chunks, dtype)
     return result[0] if unbatched else result
