@@ -264,10 +264,12 @@ def test_weight_gradients_are_tree_sums_fixed_by_the_chunking():
         first = next(g for s, g in results if s == split_every)
         for got, again in zip(grads, first, strict=True):
             np.testing.assert_array_equal(got, again)
-    # 16 partials two at a time: a tree of 8 + 4 + 2 + 1 additions; 16 at a time, one.
-    for split_every, additions in ((2, 15), (16, 1)):
+    # 16 partials two at a time: a tree of 8 + 4 + 2 additions of tuples, then grad_weight's
+    # own of the last two; 16 at a time, that one alone.
+    for split_every, tuples in ((2, 14), (16, 0)):
         lazy = cd.conv2d_backward(lazy_dy, lazy_x, w, padding=1, split_every=split_every)
-        assert len(tasks_of(lazy[1], cd._add_partials)) == additions
+        assert len(tasks_of(lazy[1], cd._add_partials)) == tuples
+        assert len(tasks_of(lazy[1], cd._add_item)) == 1
 
 
 def tasks_of(array, function) -> list[tuple]:
@@ -303,14 +305,15 @@ def test_a_batch_chunked_backward_is_two_tasks_per_chunk_and_one_reduction(trans
     dy = da.from_array(rng.standard_normal((8, 4, size, size)), chunks=(1, 4, size, size))
     grads = op(dy, x, w, split_every=4)
     # Per chunk one grad_input task (the chunk itself, not an item of a tuple) and one task
-    # of partials; the partials added four at a time (2 + 1), the total's two items taken.
+    # of partials; the partials added four at a time (2), then each gradient's sum of its
+    # item of those (2), with no task taking items out of a tuple.
     grad_input, grad_weight, grad_bias = grads
     graph = dict(grad_input.dask)
     assert all(
         graph[key][:1] == (cd._grad_input_task,) for key in flatten(grad_input.__dask_keys__())
     )
     assert len(tasks_of(grad_weight, cd._parameter_task)) == 8
-    assert computed_tasks(list(grads), [x, dy]) == 8 + 8 + 3 + 2
+    assert computed_tasks(list(grads), [x, dy]) == 8 + 8 + 2 + 2
     assert nodes_holding(grad_weight, w) == 1, "the weight is one node of the graph"
     # The bias gradient comes with the chunks' partials, for a transposed convolution too.
     assert tasks_of(grad_bias, cd._parameter_task) == tasks_of(grad_weight, cd._parameter_task)
