@@ -9,7 +9,9 @@ Cases:
   spatial  conv3d forward of one 8-channel 128^3 volume, 16 filters 3x3x3, padding 1, in 8
            spatial chunks of 64^3 (each with its halo);
   tiny     conv2d of 256 4x4 images in 256 batch chunks: almost nothing to compute, so its
-           time per task is the scheduler's and convt.dask's cost of one task.
+           time per task is the scheduler's and convt.dask's cost of one task;
+  no-op    the same 256 chunks through dask's own map_blocks(np.copy), no convt: what a task
+           costs dask.distributed on this machine, the floor for the tiny case's.
 
 Each worker is a process (LocalCluster(processes=True)) with one thread, and convt runs one
 thread in it; the single call runs convt on the whole array in this process, with 1 thread and
@@ -19,6 +21,13 @@ this process while timed. Every round times every configuration one after the ot
 shows medians over rounds, and the load average (uptime) before and after, since the machine may
 be shared; its last column compares the fastest round of each, the time nearest to an unshared
 machine's when other work comes and goes.
+
+After the timed rounds, three more on one worker record distributed's task stream (medians), which
+splits "overhead per task" (what one worker takes beyond the single call on one thread, per
+task) in two: the time the worker spent outside tasks (waiting for the scheduler, taking a
+result in, starting the next task), per task, which the kernels' time does not enter, and the
+time it spent in tasks, to set beside the single call's. The no-op case gives the first for
+dask's own tasks on the same cluster.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from convt import dask as cd
 from convt import functional
 from dask._task_spec import DataNode
 from dask.base import collections_to_expr
-from distributed import Client, LocalCluster, futures_of, wait
+from distributed import Client, LocalCluster, futures_of, get_task_stream, wait
 
 
 def cpu_model() -> str:
@@ -134,6 +143,20 @@ def tiny_case() -> Case:
     return Case("tiny: conv2d 256x1x4x4, 256 batch chunks", inputs, lazy, single)
 
 
+def noop_case() -> Case:
+    def inputs() -> dict[str, da.Array]:
+        rng = da.random.default_rng(5)
+        return {"x": rng.standard_normal((256, 1, 4, 4), chunks=(1, 1, 4, 4), dtype=np.float32)}
+
+    def lazy(a: dict[str, da.Array]) -> list[da.Array]:
+        return [a["x"].map_blocks(np.copy)]
+
+    def single(a: dict[str, np.ndarray]) -> object:
+        return np.copy(a["x"])
+
+    return Case("no-op: dask's map_blocks(np.copy), 256 chunks", inputs, lazy, single)
+
+
 def tasks_of(arrays: list[da.Array], inputs: dict[str, da.Array]) -> int:
     """The tasks a computation runs beyond its (persisted) inputs, counted in the graph as
     dask optimises it for distributed (low-level fusion, culling): kernel calls, halo cuts,
@@ -159,6 +182,29 @@ def time_on(client: Client, case: Case, data: dict[str, da.Array]) -> float:
     elapsed = time.perf_counter() - start
     del persisted
     return elapsed
+
+
+def task_stream(client: Client, case: Case, data: dict[str, da.Array]) -> tuple[float, float]:
+    """One run with distributed's task stream recorded: the time from submitting the graph to
+    the end of its last task that the workers spent outside tasks, per task run (the weight
+    and bias nodes included, since the scheduler runs them as tasks), and the time they spent
+    in tasks, all added up."""
+    arrays = case.lazy(data)
+    start = time.time()  # the task stream's clock
+    with get_task_stream(client=client) as stream:
+        persisted = client.persist(arrays)
+        settle(client, persisted)
+    del persisted
+    computes = [
+        (part["start"], part["stop"])
+        for task in stream.data
+        for part in task["startstops"]
+        if part["action"] == "compute"
+    ]
+    workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    end = max(stop for _, stop in computes)
+    busy = sum(stop - begin for begin, stop in computes)
+    return (workers * (end - start) - busy) / len(computes), busy
 
 
 def time_single(case: Case, data: dict[str, np.ndarray], threads: int) -> float:
@@ -198,7 +244,7 @@ def main() -> None:
     clusters = {1: cluster(1), 2: cluster(2)}
     try:
         rows = []
-        for case in (batch_case(), spatial_case(), tiny_case()):
+        for case in (batch_case(), spatial_case(), tiny_case(), noop_case()):
             lazy_inputs = case.inputs()
             with dask.config.set(scheduler="sync"):
                 local = dict(zip(lazy_inputs, dask.compute(*lazy_inputs.values()), strict=True))
@@ -219,12 +265,16 @@ def main() -> None:
                 times["single"].append(time_single(case, local, cores))
                 for workers, (_, client) in clusters.items():
                     times[f"{workers}w"].append(time_on(client, case, on[workers]))
+            streams = [task_stream(clusters[1][1], case, on[1]) for _ in range(3)]
+            idle, busy = (statistics.median(values) for values in zip(*streams, strict=True))
             median = {key: statistics.median(values) for key, values in times.items()}
             best = {key: min(values) for key, values in times.items()}
-            rows.append((case.name, tasks, median, best, load_before, load()))
+            rows.append((case.name, tasks, median, best, idle, busy, load_before, load()))
             print(
                 f"{case.name}: "
                 + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in median.items())
+                + f"; 1 worker outside tasks {idle * 1e3:.2f} ms per task"
+                + f", in tasks {busy * 1e3:.0f} ms"
                 + f"; load {load_before} -> {load()}",
                 flush=True,
             )
@@ -239,17 +289,20 @@ def main() -> None:
     print(
         "| case | tasks | single call, 1 thread | single call, "
         f"{cores} threads | 1 worker | 2 workers | 2 workers / 1 worker | "
-        "2 workers / single call | overhead per task | load (1/5/15 min) |"
-        " 2 workers / 1 worker, best rounds |"
+        "2 workers / single call | overhead per task | 1 worker: outside tasks, per task | "
+        "1 worker: in tasks | load (1/5/15 min) | 2 workers / 1 worker, best rounds |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, tasks, m, b, before, after in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, tasks, m, b, idle, busy, before, after in rows:
         # What one worker spends beyond the same work done by one call on one thread.
         overhead = (m["1w"] - m["single 1t"]) / tasks
+        # Against a single call that takes no time, the ratio says nothing.
+        against_single = f"{m['2w'] / m['single']:.2f}" if 10 * m["single"] > m["2w"] else "-"
         print(
             f"| {name} | {tasks} | {m['single 1t'] * 1e3:.0f} ms | {m['single'] * 1e3:.0f} ms | "
             f"{m['1w'] * 1e3:.0f} ms | {m['2w'] * 1e3:.0f} ms | {m['1w'] / m['2w']:.2f}x | "
-            f"{m['2w'] / m['single']:.2f} | {overhead * 1e3:.2f} ms | {before} -> {after} | "
+            f"{against_single} | {overhead * 1e3:.2f} ms | {idle * 1e3:.2f} ms | "
+            f"{busy * 1e3:.0f} ms | {before} -> {after} | "
             f"{b['1w'] / b['2w']:.2f}x |"
         )
     print(f"\nload average after: {load()}")
