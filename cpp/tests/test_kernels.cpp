@@ -281,6 +281,58 @@ TYPED_TEST(Kernels, LargeSamplesInSlicesAndSmallSamplesInGroups) {
   check_convolution<TypeParam>(p, rng);
 }
 
+// Strided lines whose taps along the last axis overlap, which col2im adds up a line at a time in
+// its phases: every phase taken by several taps, through dilation and padding beyond the
+// stride; a phase no tap reaches; a sample sliced in the middle of lines; odd and even lines;
+// and a line too long to be held, which takes a tap at a time.
+TYPED_TEST(Kernels, StridedLinesWithOverlappingTaps) {
+  std::mt19937 rng(23);
+  Problem p;
+  p.dims = 2;
+  p.x_channels = 64;  // 960 lowered rows: blocks of 512 columns, a sample's 646 outputs in two
+  p.y_channels = 3;
+  p.x_size = {20, 101, 1};
+  p.kernel = {3, 5, 1};
+  p.stride = {1, 3, 1};
+  p.dilation = {1, 2, 1};
+  p.pad_before = {1, 4, 0};
+  p.pad_after = {0, 3, 0};
+  p.y_size = reference::conv_output_size(p);
+  ASSERT_EQ(p.y_size, (reference::Extent{19, 34, 1}));
+  ASSERT_TRUE(convt::detail::plan_blocks(convolution_geometry(p)).sliced);
+  ASSERT_TRUE(convt::detail::fuses_line_taps(convolution_geometry(p)));
+  check_convolution<TypeParam>(p, rng);
+  Case c{p, {0, 2, 0}};
+  c.p.x_size = {20, 103, 1};
+  check_transposed<TypeParam>(c, rng);
+
+  Problem q;  // offsets 2 k - 1 are all odd: even elements take nothing
+  q.dims = 1;
+  q.batch = 3;
+  q.groups = 2;
+  q.x_channels = 4;
+  q.y_channels = 6;
+  q.x_size = {40, 1, 1};
+  q.kernel = {3, 1, 1};
+  q.stride = {2, 1, 1};
+  q.dilation = {2, 1, 1};
+  q.pad_before = {1, 0, 0};
+  q.pad_after = {2, 0, 0};
+  q.y_size = reference::conv_output_size(q);
+  ASSERT_TRUE(convt::detail::fuses_line_taps(convolution_geometry(q)));
+  check_convolution<TypeParam>(q, rng);
+  q.x_size = {41, 1, 1};
+  q.kernel = {4, 1, 1};
+  q.dilation = {1, 1, 1};
+  q.y_size = reference::conv_output_size(q);
+  check_convolution<TypeParam>(q, rng);
+
+  q.x_size = {1500, 1, 1};  // longer than col2im holds
+  q.y_size = reference::conv_output_size(q);
+  ASSERT_FALSE(convt::detail::fuses_line_taps(convolution_geometry(q)));
+  check_convolution<TypeParam>(q, rng);
+}
+
 // A 1x1 kernel with unit stride and no padding lowers to the input itself.
 TYPED_TEST(Kernels, PointwisePath) {
   std::mt19937 rng(7);

@@ -298,6 +298,157 @@ void add_to(T* __restrict out, const T* __restrict in, index_t first, index_t la
   for (index_t o = first; o < last; ++o) out[o] += in[o];
 }
 
+// Elements of one line of x that col2im_fused_lines holds, split by phase, on the stack, and the
+// most taps along the last axis it takes.
+inline constexpr index_t fused_line_elements = 1024;
+inline constexpr index_t fused_line_taps = 64;
+
+// Whether col2im adds a line's taps along the last axis together (col2im_fused_lines): when
+// more of them land on each element of x than one, and x's line and the taps fit its tables.
+inline bool fuses_line_taps(const ConvGeometry& g) {
+  return g.stride[2] > 1 && g.kernel[2] > g.stride[2] && g.kernel[2] <= fused_line_taps &&
+         g.x_size[2] + g.stride[2] <= fused_line_elements;
+}
+
+// Element i = j * stride + phase of a line of x is held at phases[phase * length + j]. Tap k2
+// along the last axis adds output o2 of a line to element (o2 + shift) * stride + phase, for
+// the outputs o2 in `reads`.
+struct LinePhases {
+  struct Tap {
+    Range reads;
+    index_t held;  // phase * length + shift
+  };
+  struct Phase {
+    index_t elements;  // of x's line in this phase
+    index_t first_shift;
+    index_t last_shift;  // past the largest shift of the phase's taps; first_shift when none
+  };
+  index_t length;
+  Tap taps[fused_line_taps];
+  Phase phases[fused_line_taps];
+};
+
+inline LinePhases line_phases(const ConvGeometry& g) {
+  const index_t stride = g.stride[2];
+  LinePhases table{};
+  table.length = (g.x_size[2] + stride - 1) / stride;
+  for (index_t phase = 0; phase < stride; ++phase) {
+    table.phases[phase] = {(g.x_size[2] - phase + stride - 1) / stride, 0, 0};
+  }
+  bool seen[fused_line_taps] = {};
+  for (index_t k2 = 0; k2 < g.kernel[2]; ++k2) {
+    const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
+    const index_t phase = (offset2 % stride + stride) % stride;
+    const index_t shift = (offset2 - phase) / stride;
+    table.taps[k2] = {tap_range(offset2, stride, g.x_size[2], g.y_size[2]),
+                      phase * table.length + shift};
+    LinePhases::Phase& held = table.phases[phase];
+    held.first_shift = seen[phase] ? std::min(held.first_shift, shift) : shift;
+    held.last_shift = seen[phase] ? std::max(held.last_shift, shift + 1) : shift + 1;
+    seen[phase] = true;
+  }
+  return table;
+}
+
+// even[j] = line[2 j] and odd[j] = line[2 j + 1] over a line of `size` elements, and back: the
+// phases of a stride-2 line, whole, in a loop the compiler vectorises.
+template <class T>
+void split_in_two(const T* __restrict line, T* __restrict even, T* __restrict odd, index_t size) {
+  const index_t pairs = size / 2;
+  for (index_t j = 0; j < pairs; ++j) {
+    even[j] = line[2 * j];
+    odd[j] = line[2 * j + 1];
+  }
+  if (size % 2 != 0) even[pairs] = line[size - 1];
+}
+
+template <class T>
+void join_two(const T* __restrict even, const T* __restrict odd, T* __restrict line, index_t size) {
+  const index_t pairs = size / 2;
+  for (index_t j = 0; j < pairs; ++j) {
+    line[2 * j] = even[j];
+    line[2 * j + 1] = odd[j];
+  }
+  if (size % 2 != 0) line[size - 1] = even[pairs];
+}
+
+// The elements of a line that outputs [o2_first, o2_end) reach, moved between x's line and its
+// phases (into the phases, or back when `back`).
+template <class T>
+void split_phases(const LinePhases& table, index_t stride, index_t o2_first, index_t o2_end,
+                  T* line, T* phases, bool back) {
+  for (index_t phase = 0; phase < stride; ++phase) {
+    const LinePhases::Phase& p = table.phases[phase];
+    if (p.first_shift == p.last_shift) continue;
+    T* held = phases + phase * table.length;
+    const index_t first = std::max<index_t>(0, o2_first + p.first_shift);
+    const index_t last = std::min(p.elements, o2_end + p.last_shift - 1);
+    T* element = line + first * stride + phase;
+    for (index_t j = first; j < last; ++j, element += stride) {
+      if (back) {
+        *element = held[j];
+      } else {
+        held[j] = *element;
+      }
+    }
+  }
+}
+
+// col2im of one (sample, channel) plane with the taps along the last axis of each line of x
+// added together. The taps of one phase modulo the stride add contiguous runs of lowered values
+// to contiguous elements of that phase, so each line is gathered into its phases once, takes
+// every tap's run with vector adds, and is scattered back: rather than a strided read-add-write
+// of x per tap. Each element still takes its terms in lowered-row order, the sum col2im forms.
+template <class T>
+void col2im_fused_lines(const ConvGeometry& g, const LinePhases& table, const T* rows,
+                        index_t columns, ColumnBlock block, T* plane) {
+  const index_t line_length = g.y_size[2];
+  const index_t lines = g.y_size[1];
+  const index_t stride = g.stride[2];
+  const index_t K2 = g.kernel[2];
+  const index_t end_output = block.first_output + block.outputs;
+  const index_t first_line = block.first_output / line_length;
+  const index_t end_line = (end_output - 1) / line_length + 1;
+  T phases[fused_line_elements];
+  for (index_t outer = 0; outer < g.kernel_volume(); outer += K2) {
+    const KernelTap along = kernel_tap(g, outer);
+    const Range inside0 = tap_range(along.offset0, g.stride[0], g.x_size[0], g.y_size[0]);
+    const Range inside1 = tap_range(along.offset1, g.stride[1], g.x_size[1], g.y_size[1]);
+    const T* tap_rows = rows + outer * columns;
+    const index_t o0_end = std::min(inside0.last, (end_line - 1) / lines + 1);
+    for (index_t o0 = std::max(inside0.first, first_line / lines); o0 < o0_end; ++o0) {
+      const index_t plane_line = o0 * lines;
+      const index_t x_plane = (o0 * g.stride[0] + along.offset0) * g.x_size[1];
+      const index_t o1_end = std::min(inside1.last, end_line - plane_line);
+      for (index_t o1 = std::max(inside1.first, first_line - plane_line); o1 < o1_end; ++o1) {
+        const index_t start = (plane_line + o1) * line_length;
+        // The outputs of the line inside the block, and for each phase the elements they reach.
+        const index_t o2_first = std::max(block.first_output, start) - start;
+        const index_t o2_end = std::min(end_output, start + line_length) - start;
+        T* line = plane + (x_plane + o1 * g.stride[1] + along.offset1) * g.x_size[2];
+        if (stride == 2) {
+          split_in_two(line, phases, phases + table.length, g.x_size[2]);
+        } else {
+          split_phases(table, stride, o2_first, o2_end, line, phases, false);
+        }
+        for (index_t k2 = 0; k2 < K2; ++k2) {
+          const LinePhases::Tap& tap = table.taps[k2];
+          const index_t first = std::max(o2_first, tap.reads.first);
+          const index_t last = std::min(o2_end, tap.reads.last);
+          if (first >= last) continue;
+          add_to(phases + tap.held + first,
+                 tap_rows + k2 * columns + (start + first - block.first_output), 0, last - first);
+        }
+        if (stride == 2) {
+          join_two(phases, phases + table.length, line, g.x_size[2]);
+        } else {
+          split_phases(table, stride, o2_first, o2_end, line, phases, true);
+        }
+      }
+    }
+  }
+}
+
 // The adjoint of im2col: x[s, c, i] += lowered[(c, tap), (s, o)] for every (tap, o) reading i,
 // where lowered[(c, tap), (s, o)] stands for x[s, c, o * stride - padding_before + tap * dilation],
 // for the channels [first_channel, last_channel) whose rows `lowered` holds.
@@ -312,12 +463,20 @@ void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
   const index_t stride = g.stride[2];
   const int threads = threads_for(static_cast<double>(channels) * g.kernel_volume() * columns);
   (void)threads;
+  const bool fused = fuses_line_taps(g);
+  const LinePhases table = fused ? line_phases(g) : LinePhases{};
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (index_t job = 0; job < block.samples * channels; ++job) {
     const index_t s = job / channels;
     const index_t c = first_channel + job % channels;
     T* target = x + s * x_sample_stride + c * g.x_spatial();
     const T* sample_columns = lowered + s * block.outputs;
+    if (fused) {
+      col2im_fused_lines(g, table,
+                         sample_columns + (c - first_channel) * g.kernel_volume() * columns,
+                         columns, block, target);
+      continue;
+    }
     for_each_lowered_line(g, c, block.first_output, block.outputs,
                           [&](index_t row, index_t column, index_t x_offset, index_t count) {
                             const T* in = sample_columns + (row - first_row) * columns + column;
