@@ -212,6 +212,15 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
 #pragma GCC unroll 4
     for (int v = 0; v < VECTORS; ++v) sum[r][v] = Vector{};
   }
+  // The C tile was last touched a whole panel of B ago and has left the L2 by now: fetching it
+  // while the multiply-adds run keeps its reads and writes at the end from stalling the core.
+  for (index_t r = 0; r < rows; ++r) {
+    const char* row = reinterpret_cast<const char*>(c + r * ldc);
+    for (index_t byte = 0; byte < cols * index_t{sizeof(T)}; byte += 64) {
+      __builtin_prefetch(row + byte, 1, 3);
+    }
+    __builtin_prefetch(row + cols * index_t{sizeof(T)} - 1, 1, 3);
+  }
   for (index_t p = 0; p < depth; ++p) {
     Vector b_row[VECTORS];
     const T* b_p = b.row(p, tile_cols);
