@@ -556,10 +556,9 @@ void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, in
 
 template <int TILE_COLS, class T, class OperandB>
 void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, index_t sliver,
-            T* packed) {
+            T* out) {
   const index_t first = col0 + sliver * TILE_COLS;
   const index_t count = std::min<index_t>(TILE_COLS, cols - sliver * TILE_COLS);
-  T* out = packed + sliver * TILE_COLS * depth;
   if constexpr (OperandB::packs_itself) {
     b.template pack<TILE_COLS>(p0, depth, first, count, out);
   } else {
@@ -612,9 +611,6 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
     for (index_t p0 = 0; p0 < k; p0 += panels.depth) {
       const index_t depth = std::min(panels.depth, k - p0);
       const bool add = accumulate || p0 > 0;
-      for (index_t s = whole_slivers; s < col_slivers; ++s) {
-        pack_b<TILE_COLS>(b, p0, depth, col0, cols, s, packed_b);
-      }
       const T* const* b_rows = panel_rows;
       index_t b_offset = 0;
       if constexpr (std::is_same_v<OperandB, RowTable<T>>) {
@@ -637,6 +633,16 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
           a_sliver_size = TILE_ROWS * depth;
         }
         for (index_t js = 0; js < col_slivers; ++js) {
+          // Each B sliver is packed just before the first block of rows uses it, while it is
+          // still in L1 and L2, rather than the whole panel first, which sent the panel out to
+          // the L3 and read it back. When there is only that one block of rows, the sliver is
+          // not used again and every one is packed into the same place, which stays in cache
+          // instead of taking a fresh line from memory for each it writes.
+          const bool one_block = m <= panels.rows;
+          const index_t sliver_offset = one_block ? 0 : js * TILE_COLS * depth;
+          if (row0 == 0 && js >= whole_slivers) {
+            pack_b<TILE_COLS>(b, p0, depth, col0, cols, js, packed_b + sliver_offset);
+          }
           for (index_t is = 0; is < row_slivers; ++is) {
             const index_t i = is * TILE_ROWS;
             const index_t j = js * TILE_COLS;
@@ -649,8 +655,8 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
                               tile_cols, add);
               continue;
             }
-            kernel.packed(depth, a_sliver, packed_b + js * TILE_COLS * depth, c_tile, ldc,
-                          tile_rows, tile_cols, add);
+            kernel.packed(depth, a_sliver, packed_b + sliver_offset, c_tile, ldc, tile_rows,
+                          tile_cols, add);
           }
         }
       }
