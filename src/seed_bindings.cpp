@@ -178,38 +178,33 @@ void bind_seed(py::module_& m) {
   bind_matrix<float>(m, "Matrix32");
 
   // Matrix::convolute and convolute_full, planned once per shape and writing a new NumPy array.
-  m.def(
-      "convolute",
-      [](const py::array& x, const py::array& w, convt::Strides strides) {
-        return seed_call(x, [&](auto zero) -> py::object {
-          using T = decltype(zero);
-          const T* input = matrix_data<T>(x, "X");
-          const T* kernel = matrix_data<T>(w, "W");
-          const convt::Plan& plan =
-              seed_plan("convolute", convt::ConvKind::convolution, x, w, strides);
-          Array<T> output = new_matrix<T>(plan.geometry().y_size[1], plan.geometry().y_size[2]);
-          T* y = output.mutable_data();
-          without_gil([&] { plan.conv_forward(input, kernel, y); });
-          return std::move(output);
-        });
-      },
-      py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
-  m.def(
-      "convolute_full",
-      [](const py::array& x, const py::array& w, convt::Strides strides) {
-        return seed_call(x, [&](auto zero) -> py::object {
-          using T = decltype(zero);
-          const T* input = matrix_data<T>(x, "X");
-          const T* kernel = matrix_data<T>(w, "W");
-          const convt::Plan& plan =
-              seed_plan("convolute_full", convt::ConvKind::transposed, x, w, strides);
-          Array<T> output = new_matrix<T>(plan.geometry().x_size[1], plan.geometry().x_size[2]);
-          T* dx = output.mutable_data();
-          without_gil([&] { plan.conv_backward_input(input, kernel, dx); });
-          return std::move(output);
-        });
-      },
-      py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
+  // convolute_full is the transposed convolution: the convolution's input gradient, run on X.
+  for (const convt::ConvKind kind : {convt::ConvKind::convolution, convt::ConvKind::transposed}) {
+    const bool full = kind == convt::ConvKind::transposed;
+    const char* name = full ? "convolute_full" : "convolute";
+    m.def(
+        name,
+        [name, full, kind](const py::array& x, const py::array& w, convt::Strides strides) {
+          return seed_call(x, [&](auto zero) -> py::object {
+            using T = decltype(zero);
+            const T* input = matrix_data<T>(x, "X");
+            const T* kernel = matrix_data<T>(w, "W");
+            const convt::Plan& plan = seed_plan(name, kind, x, w, strides);
+            const auto& size = full ? plan.geometry().x_size : plan.geometry().y_size;
+            Array<T> output = new_matrix<T>(size[1], size[2]);
+            T* result = output.mutable_data();
+            without_gil([&] {
+              if (full) {
+                plan.conv_backward_input(input, kernel, result);
+              } else {
+                plan.conv_forward(input, kernel, result);
+              }
+            });
+            return std::move(output);
+          });
+        },
+        py::arg("X"), py::arg("W"), py::arg("strides") = convt::Strides{1, 1});
+  }
   m.def(
       "rotate_180",
       [](const py::array& w) {
