@@ -462,11 +462,9 @@ void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
   const index_t columns = block.columns();
   const index_t stride = g.stride[2];
   const int threads = threads_for(static_cast<double>(channels) * g.kernel_volume() * columns);
-  (void)threads;
   const bool fused = fuses_line_taps(g);
   const LinePhases table = fused ? line_phases(g) : LinePhases{};
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (index_t job = 0; job < block.samples * channels; ++job) {
+  parallel_for_static(block.samples * channels, threads, [&](index_t job) {
     const index_t s = job / channels;
     const index_t c = first_channel + job % channels;
     T* target = x + s * x_sample_stride + c * g.x_spatial();
@@ -475,7 +473,7 @@ void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
       col2im_fused_lines(g, table,
                          sample_columns + (c - first_channel) * g.kernel_volume() * columns,
                          columns, block, target);
-      continue;
+      return;
     }
     for_each_lowered_line(g, c, block.first_output, block.outputs,
                           [&](index_t row, index_t column, index_t x_offset, index_t count) {
@@ -487,7 +485,7 @@ void col2im(const ConvGeometry& g, const T* lowered, ColumnBlock block, T* x,
                               for (index_t o = 0; o < count; ++o) out[o * stride] += in[o];
                             }
                           });
-  }
+  });
 }
 
 }  // namespace detail
