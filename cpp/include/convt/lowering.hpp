@@ -68,8 +68,11 @@ struct Range {
 };
 
 inline Range tap_range(index_t offset, index_t stride, index_t size, index_t outputs) {
-  const index_t first = offset >= 0 ? 0 : std::min(outputs, (-offset + stride - 1) / stride);
-  const index_t last = offset >= size ? 0 : std::min(outputs, (size - 1 - offset) / stride + 1);
+  // Divides only by strides above one: a seed-sized kernel would spend more on its divisions
+  // than on its sums.
+  const auto over_stride = [stride](index_t value) { return stride == 1 ? value : value / stride; };
+  const index_t first = offset >= 0 ? 0 : std::min(outputs, over_stride(-offset + stride - 1));
+  const index_t last = offset >= size ? 0 : std::min(outputs, over_stride(size - 1 - offset) + 1);
   return {first, std::max(first, last)};
 }
 
@@ -99,35 +102,45 @@ inline KernelTap kernel_tap(const ConvGeometry& g, index_t tap) {
 template <class Visit>
 void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first_output,
                            index_t outputs, Visit&& visit) {
-  const index_t taps = g.kernel_volume();
   const index_t line_length = g.y_size[2];
   const index_t lines = g.y_size[1];
   const index_t end_output = first_output + outputs;
   const index_t first_line = first_output / line_length;
   const index_t end_line = (end_output - 1) / line_length + 1;
-  for (index_t tap = 0; tap < taps; ++tap) {
-    const index_t row = channel * taps + tap;
-    const auto [offset0, offset1, offset2, reads] = kernel_tap(g, tap);
-    if (reads.first == reads.last) continue;
-    // Only the lines whose reads fall inside x along the two outer axes, found once per tap:
-    // lines are often a few outputs long, and what a line costs beyond its run is what col2im
-    // and the direct loops spend.
+  const index_t first_plane = first_line / lines;
+  const index_t end_plane = (end_line - 1) / lines + 1;
+  // Taps in row-major order, their offsets and ranges formed axis by axis: the (tap, line)
+  // visits of a small problem are few enough that dividing a flat tap index would cost more.
+  index_t row = channel * g.kernel_volume();
+  for (index_t k0 = 0; k0 < g.kernel[0]; ++k0) {
+    const index_t offset0 = k0 * g.dilation[0] - g.padding_before[0];
+    // Only the lines whose reads fall inside x along the two outer axes: lines are often a few
+    // outputs long, and what a line costs beyond its run is what col2im and the direct loops
+    // spend.
     const Range inside0 = tap_range(offset0, g.stride[0], g.x_size[0], g.y_size[0]);
-    const Range inside1 = tap_range(offset1, g.stride[1], g.x_size[1], g.y_size[1]);
-    const index_t o0_end = std::min(inside0.last, (end_line - 1) / lines + 1);
-    for (index_t o0 = std::max(inside0.first, first_line / lines); o0 < o0_end; ++o0) {
-      const index_t plane_line = o0 * lines;
-      const index_t x_plane = (o0 * g.stride[0] + offset0) * g.x_size[1];
-      const index_t o1_end = std::min(inside1.last, end_line - plane_line);
-      for (index_t o1 = std::max(inside1.first, first_line - plane_line); o1 < o1_end; ++o1) {
-        const index_t start = (plane_line + o1) * line_length;
-        const index_t first = std::max(first_output, start + reads.first);
-        const index_t last = std::min(end_output, start + reads.last);
-        if (first < last) {
-          visit(row, first - first_output,
-                (x_plane + o1 * g.stride[1] + offset1) * g.x_size[2] +
-                    (first - start) * g.stride[2] + offset2,
-                last - first);
+    for (index_t k1 = 0; k1 < g.kernel[1]; ++k1) {
+      const index_t offset1 = k1 * g.dilation[1] - g.padding_before[1];
+      const Range inside1 = tap_range(offset1, g.stride[1], g.x_size[1], g.y_size[1]);
+      for (index_t k2 = 0; k2 < g.kernel[2]; ++k2, ++row) {
+        const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
+        const Range reads = tap_range(offset2, g.stride[2], g.x_size[2], line_length);
+        if (reads.first == reads.last) continue;
+        const index_t o0_end = std::min(inside0.last, end_plane);
+        for (index_t o0 = std::max(inside0.first, first_plane); o0 < o0_end; ++o0) {
+          const index_t plane_line = o0 * lines;
+          const index_t x_plane = (o0 * g.stride[0] + offset0) * g.x_size[1];
+          const index_t o1_end = std::min(inside1.last, end_line - plane_line);
+          for (index_t o1 = std::max(inside1.first, first_line - plane_line); o1 < o1_end; ++o1) {
+            const index_t start = (plane_line + o1) * line_length;
+            const index_t first = std::max(first_output, start + reads.first);
+            const index_t last = std::min(end_output, start + reads.last);
+            if (first < last) {
+              visit(row, first - first_output,
+                    (x_plane + o1 * g.stride[1] + offset1) * g.x_size[2] +
+                        (first - start) * g.stride[2] + offset2,
+                    last - first);
+            }
+          }
         }
       }
     }
