@@ -18,23 +18,8 @@ namespace {
 
 using convt::index_t;
 
-template <class T>
-convt::Matrix<T> matrix_view(const py::array& array, const char* name) {
-  if (array.ndim() != 2) {
-    throw py::value_error(std::string(name) + " must be a 2-D array, got " +
-                          std::to_string(array.ndim()) + " dimensions");
-  }
-  if (!holds<T>(array) || !(array.flags() & py::array::c_style) || !aligned(array)) {
-    throw py::type_error(std::string(name) + " must be an aligned C-contiguous " +
-                         dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
-  }
-  // The kernels only read through this view; the const_cast never writes.
-  return convt::Matrix<T>::view(const_cast<T*>(static_cast<const T*>(array.data())), array.shape(0),
-                                array.shape(1));
-}
-
-// The data of a 2-D array that the single-channel kernels read in place, checked as
-// matrix_view checks it; the sizes are checked by the geometry.
+// The data of a 2-D array that the single-channel kernels read in place, checked for the
+// shape and layout they read; the sizes are checked by the geometry or the Matrix.
 template <class T>
 const T* matrix_data(const py::array& array, const char* name) {
   if (array.ndim() != 2) {
@@ -46,6 +31,15 @@ const T* matrix_data(const py::array& array, const char* name) {
                          dtype_name(Array<T>(0)) + " array, got " + dtype_name(array));
   }
   return static_cast<const T*>(array.data());
+}
+
+// A Matrix over the array's data, which the kernels only read: the const_cast never writes.
+template <class T>
+convt::Matrix<T> matrix_view(const py::array& array, const char* name) {
+  // Checked first, in a statement of its own: the order in which arguments are evaluated is
+  // unspecified, and array.shape(1) of a 1-D array would throw before the check could.
+  T* data = const_cast<T*>(matrix_data<T>(array, name));
+  return convt::Matrix<T>::view(data, array.shape(0), array.shape(1));
 }
 
 // The plan of a single-channel call, from the few this thread made last: a loop over
