@@ -26,7 +26,7 @@ ISAS = convt.supported_isas()
 CASES = {
     "odd tiles 2d": (False, (3, 5, 23, 21), (9, 5, 3, 3), (1, 1), (1, 1), (1, 1), 1, None),
     "deep K > 256": (False, (2, 40, 6, 7), (9, 40, 3, 3), (1, 1), (1, 0), (1, 1), 1, None),
-    "M > 480 forward": (False, (2, 3, 37), (500, 3, 3), (1,), (1,), (1,), 1, None),
+    "M > 480 forward": (False, (2, 3, 45), (500, 3, 3), (1,), (1,), (1,), 1, None),
     # col2im's GEMM has x channels * taps = 490 rows
     "M > 480 input gradient": (False, (2, 7, 80), (5, 7, 70), (1,), (2,), (1,), 1, None),
     "N > 4096": (False, (1, 2, 5003), (9, 2, 3), (1,), (0,), (1,), 1, None),
@@ -92,15 +92,27 @@ CASES = {
         1,
         (1, 0),
     ),
-    # one sample per block: a GEMM per output plane
+    # one sample per block, its output planes 799 columns of the padded grid: a GEMM per plane
     "shifted 3d planes grouped": (
         False,
-        (1, 16, 6, 7, 8),
+        (1, 16, 4, 20, 40),
         (16, 8, 3, 3, 2),
         (1, 1, 1),
         (1, 1, 0),
         (1, 1, 1),
         2,
+        None,
+    ),
+    # one sample per block, its planes 110 columns (three tiles, the third nearly empty): one
+    # GEMM over the whole sample
+    "shifted 3d sample": (
+        False,
+        (1, 8, 6, 7, 14),
+        (8, 8, 3, 1, 3),
+        (1, 1, 1),
+        (1, 0, 1),
+        (1, 1, 1),
+        1,
         None,
     ),
     # several samples per block, padding planes between them
@@ -142,8 +154,8 @@ ALGORITHMS = {
     "shifted deep": ("shifted", "shifted"),
     "shifted cropping": ("shifted", "shifted"),
     "shifted transposed dilated": ("shifted", "shifted"),
-    # Its input gradient would compute 372 columns for dy's 294 positions; col2im forms 294.
-    "shifted 3d planes grouped": ("shifted", "col2im"),
+    "shifted 3d planes grouped": ("shifted", "shifted"),
+    "shifted 3d sample": ("shifted", "shifted"),
     "shifted 3d samples": ("shifted", "shifted"),
     "shifted small images": ("shifted", "col2im"),
     "col2im chunks": ("im2col", "col2im"),

@@ -417,8 +417,8 @@ TYPED_TEST(Kernels, LargerProblems) {
 
 // Stride-1 layers with enough channels read a zero-padded copy of their input in place
 // (shifted.hpp): padding on both sides, padding beyond dilation * (kernel - 1) (the input
-// gradient's copy then crops dy), several samples per block, a GEMM per output plane in 3-D,
-// and a transposed layer with output_padding.
+// gradient's copy then crops dy), several samples per block, a GEMM per output plane or per sample
+// in 3-D, and a transposed layer with output_padding.
 TYPED_TEST(Kernels, StrideOneLayersReadAPaddedCopy) {
   std::mt19937 rng(11);
   auto expect_shifted = [](const convt::ConvGeometry& g) {
@@ -456,17 +456,31 @@ TYPED_TEST(Kernels, StrideOneLayersReadAPaddedCopy) {
   expect_shifted(convolution_geometry(small));
   check_convolution<TypeParam>(small, rng);
 
-  Problem volume;  // one sample: a GEMM per output plane
+  // One sample per block, computed one GEMM per output plane or one for the whole sample.
+  auto check_volume = [&](Problem volume, bool plane_segments) {
+    volume.y_size = reference::conv_output_size(volume);
+    const convt::ConvGeometry g = convolution_geometry(volume);
+    expect_shifted(g);
+    EXPECT_EQ(convt::detail::forward_problem(g).plane_segments, plane_segments);
+    check_convolution<TypeParam>(volume, rng);
+  };
+  // Output planes of 110 columns of the padded grid, three tiles each with the third nearly
+  // empty: the whole sample takes fewer, padding planes and all.
+  Problem volume;
   volume.dims = 3;
   volume.x_channels = 8;
   volume.y_channels = 12;
-  volume.x_size = {5, 9, 10};
-  volume.kernel = {3, 3, 2};
-  volume.pad_before = {1, 1, 0};
+  volume.x_size = {6, 7, 14};
+  volume.kernel = {3, 1, 3};
+  volume.pad_before = {1, 0, 1};
+  volume.pad_after = {1, 0, 1};
+  check_volume(volume, false);
+  // Planes of 1006 columns: a GEMM per plane skips the padding planes.
+  volume.x_size = {4, 24, 40};
+  volume.kernel = {3, 3, 3};
+  volume.pad_before = {1, 1, 1};
   volume.pad_after = {1, 1, 1};
-  volume.y_size = reference::conv_output_size(volume);
-  expect_shifted(convolution_geometry(volume));
-  check_convolution<TypeParam>(volume, rng);
+  check_volume(volume, true);
 
   Case c;
   c.p = p;
