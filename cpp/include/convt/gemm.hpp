@@ -195,16 +195,17 @@ __attribute__((always_inline)) inline void lane_step(Vector (&sum)[ROWS][VECTORS
 #endif
 
 // C[0:rows, 0:cols] (+)= A_sliver . B_sliver over depth `depth`, where the A sliver is packed as
-// [depth][Tile::rows] and B's rows are read as `Sliver` says. Written once with GCC/Clang vector
-// types; the wrappers below compile it for each instruction set.
-template <class T, Isa ISA, class Sliver>
+// [depth][Tile::rows] and B's rows are read as `Sliver` says, on the first VECTORS of the tile's
+// vectors of columns (all of them but in a last sliver that needs fewer). Written once with
+// GCC/Clang vector types; the wrappers below compile it for each instruction set.
+template <class T, Isa ISA, class Sliver, int VECTORS = TileOf<ISA>::vectors>
 __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a, Sliver b,
                                                              T* c, index_t ldc, index_t rows,
                                                              index_t cols, bool accumulate) {
   constexpr int ROWS = TileOf<ISA>::rows;
-  constexpr int VECTORS = TileOf<ISA>::vectors;
   using Vector = typename VectorOf<T, TileOf<ISA>::bytes>::type;
   constexpr int lanes = TileOf<ISA>::bytes / static_cast<int>(sizeof(T));
+  constexpr int sliver_cols = TileOf<ISA>::vectors * lanes;  // a B row's stride in the sliver
   constexpr int tile_cols = VECTORS * lanes;
   Vector sum[ROWS][VECTORS];
 #pragma GCC unroll 16
@@ -223,7 +224,7 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
   }
   for (index_t p = 0; p < depth; ++p) {
     Vector b_row[VECTORS];
-    const T* b_p = b.row(p, tile_cols);
+    const T* b_p = b.row(p, sliver_cols);
 #pragma GCC unroll 4
     for (int v = 0; v < VECTORS; ++v) std::memcpy(&b_row[v], b_p + v * lanes, sizeof(Vector));
 #if CONVT_ARM_DISPATCH
@@ -265,11 +266,22 @@ template <class T>
 using MicroKernelInPlace = void (*)(index_t, const T*, const T* const*, index_t, T*, index_t,
                                     index_t, index_t, bool);
 
-// One instruction set's micro-kernel for element type T, reading B packed or in place.
+// One instruction set's micro-kernel for element type T, reading B packed or in place, and the
+// packed one narrowed to its first one or two vectors of columns. A last sliver of a few columns
+// takes the narrowest that covers them: a GEMM over 100 columns computes 112 on AVX-512 instead
+// of 144.
 template <class T>
 struct Kernels {
   MicroKernel<T> packed;
   MicroKernelInPlace<T> in_place;
+  MicroKernel<T> narrow[2];
+  int vectors;      // of the tile
+  int vector_cols;  // columns of a vector
+
+  MicroKernel<T> packed_for(index_t cols) const {
+    const index_t needed = ceil_div(cols, vector_cols);
+    return needed < vectors ? narrow[needed - 1] : packed;
+  }
 };
 
 #define CONVT_MICRO_KERNEL(NAME, TARGET, T, ISA)                                                  \
@@ -282,6 +294,12 @@ struct Kernels {
                                      index_t cols, bool accumulate) {                             \
     micro_kernel_body<T, ISA>(depth, a, SliverInPlace<T>{b_rows, b_offset}, c, ldc, rows, cols,   \
                               accumulate);                                                        \
+  }                                                                                               \
+  template <int VECTORS>                                                                          \
+  TARGET inline void NAME##_narrow(index_t depth, const T* a, const T* b, T* c, index_t ldc,      \
+                                   index_t rows, index_t cols, bool accumulate) {                 \
+    micro_kernel_body<T, ISA, PackedSliver<T>, std::min(VECTORS, TileOf<ISA>::vectors)>(          \
+        depth, a, PackedSliver<T>{b}, c, ldc, rows, cols, accumulate);                            \
   }
 
 // The portable kernels use 16-byte vectors, which every target lowers to SIMD or scalar code.
@@ -655,8 +673,8 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
                               tile_cols, add);
               continue;
             }
-            kernel.packed(depth, a_sliver, packed_b + sliver_offset, c_tile, ldc, tile_rows,
-                          tile_cols, add);
+            kernel.packed_for(tile_cols)(depth, a_sliver, packed_b + sliver_offset, c_tile, ldc,
+                                         tile_rows, tile_cols, add);
           }
         }
       }
@@ -725,9 +743,14 @@ void gemm_with(Kernels<T> kernel, index_t m, index_t n, index_t k, OperandA a, O
 }
 
 // The micro-kernels of one element type, by instruction set.
-#define CONVT_KERNELS(ISA_NAME, T, SUFFIX)                                 \
-  static constexpr Kernels<T> ISA_NAME{micro_kernel_##ISA_NAME##_##SUFFIX, \
-                                       micro_kernel_##ISA_NAME##_##SUFFIX##_in_place};
+#define CONVT_KERNELS(ISA_NAME, T, SUFFIX)                                               \
+  static constexpr Kernels<T> ISA_NAME{micro_kernel_##ISA_NAME##_##SUFFIX,               \
+                                       micro_kernel_##ISA_NAME##_##SUFFIX##_in_place,    \
+                                       {micro_kernel_##ISA_NAME##_##SUFFIX##_narrow<1>,  \
+                                        micro_kernel_##ISA_NAME##_##SUFFIX##_narrow<2>}, \
+                                       TileOf<Isa::ISA_NAME>::vectors,                   \
+                                       TileOf<Isa::ISA_NAME>::bytes / int{sizeof(T)}};   \
+  static_assert(TileOf<Isa::ISA_NAME>::vectors <= 3, "Kernels::narrow covers the other widths");
 template <class T>
 struct MicroKernels;
 template <>
