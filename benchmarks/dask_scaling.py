@@ -27,7 +27,10 @@ splits "overhead per task" (what one worker takes beyond the single call on one 
 task) in two: the time the worker spent outside tasks (waiting for the scheduler, taking a
 result in, starting the next task), per task, which the kernels' time does not enter, and the
 time it spent in tasks, to set beside the single call's. The no-op case gives the first for
-dask's own tasks on the same cluster.
+dask's own tasks on the same cluster. Those runs also take the CPU time of the worker's task
+thread and of its event loop, and the single call's CPU time is taken on one thread: CPU times,
+unlike the others, hold when other processes share the cores, so the kernels' cost in a worker
+reads against the single call's at any load.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import logging
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
@@ -184,16 +188,45 @@ def time_on(client: Client, case: Case, data: dict[str, da.Array]) -> float:
     return elapsed
 
 
-def task_stream(client: Client, case: Case, data: dict[str, da.Array]) -> tuple[float, float]:
+def thread_clocks() -> dict[str, float]:
+    """CPU time of each thread of this process, by name: run on a worker, its task threads
+    ("Dask-Default-Threads-...") and its event loop ("MainThread")."""
+    clocks = {}
+    for thread in threading.enumerate():
+        if thread.ident is not None:
+            clocks[thread.name] = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return clocks
+
+
+def cpu_between(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]):
+    """The CPU time the workers' task threads and event loops took between two thread_clocks."""
+    tasks = loops = 0.0
+    for worker, clocks in after.items():
+        for name, clock in clocks.items():
+            spent = clock - before[worker].get(name, 0.0)
+            if "Dask-Default-Threads" in name:
+                tasks += spent
+            elif name == "MainThread":
+                loops += spent
+    return tasks, loops
+
+
+def task_stream(
+    client: Client, case: Case, data: dict[str, da.Array]
+) -> tuple[float, float, float, float]:
     """One run with distributed's task stream recorded: the time from submitting the graph to
     the end of its last task that the workers spent outside tasks, per task run (the weight
     and bias nodes included, since the scheduler runs them as tasks), and the time they spent
-    in tasks, all added up."""
+    in tasks, all added up; then the CPU time the workers' task threads took (which a loaded
+    machine's other processes do not enter, as they do the times before) and their event
+    loops'."""
     arrays = case.lazy(data)
+    before = client.run(thread_clocks)
     start = time.time()  # the task stream's clock
     with get_task_stream(client=client) as stream:
         persisted = client.persist(arrays)
         settle(client, persisted)
+    after = client.run(thread_clocks)
     del persisted
     computes = [
         (part["start"], part["stop"])
@@ -204,16 +237,21 @@ def task_stream(client: Client, case: Case, data: dict[str, da.Array]) -> tuple[
     workers = len(client.scheduler_info(n_workers=-1)["workers"])
     end = max(stop for _, stop in computes)
     busy = sum(stop - begin for begin, stop in computes)
-    return (workers * (end - start) - busy) / len(computes), busy
+    return (workers * (end - start) - busy) / len(computes), busy, *cpu_between(before, after)
 
 
-def time_single(case: Case, data: dict[str, np.ndarray], threads: int) -> float:
+def time_single(
+    case: Case,
+    data: dict[str, np.ndarray],
+    threads: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     previous = convt.get_num_threads()
     convt.set_num_threads(threads)
     try:
-        start = time.perf_counter()
+        start = clock()
         case.single(data)
-        return time.perf_counter() - start
+        return clock() - start
     finally:
         convt.set_num_threads(previous)
 
@@ -256,25 +294,49 @@ def main() -> None:
                 settle(client, list(on[workers].values()))
             tasks = tasks_of(case.lazy(on[1]), on[1])
             load_before = load()
-            times: dict[str, list[float]] = {"single 1t": [], "single": [], "1w": [], "2w": []}
+            times: dict[str, list[float]] = {
+                "single 1t": [],
+                "single": [],
+                "1w": [],
+                "2w": [],
+                "single 1t cpu": [],
+            }
             for workers in clusters:  # warm up: imports and first calls on each worker
                 time_on(clusters[workers][1], case, on[workers])
             time_single(case, local, cores)
             for _ in range(args.rounds):
                 times["single 1t"].append(time_single(case, local, 1))
+                times["single 1t cpu"].append(time_single(case, local, 1, time.thread_time))
                 times["single"].append(time_single(case, local, cores))
                 for workers, (_, client) in clusters.items():
                     times[f"{workers}w"].append(time_on(client, case, on[workers]))
             streams = [task_stream(clusters[1][1], case, on[1]) for _ in range(3)]
-            idle, busy = (statistics.median(values) for values in zip(*streams, strict=True))
+            idle, busy, task_cpu, loop_cpu = (
+                statistics.median(values) for values in zip(*streams, strict=True)
+            )
             median = {key: statistics.median(values) for key, values in times.items()}
             best = {key: min(values) for key, values in times.items()}
-            rows.append((case.name, tasks, median, best, idle, busy, load_before, load()))
+            rows.append(
+                (
+                    case.name,
+                    tasks,
+                    median,
+                    best,
+                    idle,
+                    busy,
+                    task_cpu,
+                    loop_cpu,
+                    load_before,
+                    load(),
+                )
+            )
             print(
                 f"{case.name}: "
                 + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in median.items())
                 + f"; 1 worker outside tasks {idle * 1e3:.2f} ms per task"
                 + f", in tasks {busy * 1e3:.0f} ms"
+                + f", task thread CPU {task_cpu * 1e3:.0f} ms"
+                + f", event loop CPU {loop_cpu * 1e3:.0f} ms"
                 + f"; load {load_before} -> {load()}",
                 flush=True,
             )
@@ -290,10 +352,11 @@ def main() -> None:
         "| case | tasks | single call, 1 thread | single call, "
         f"{cores} threads | 1 worker | 2 workers | 2 workers / 1 worker | "
         "2 workers / single call | overhead per task | 1 worker: outside tasks, per task | "
-        "1 worker: in tasks | load (1/5/15 min) | 2 workers / 1 worker, best rounds |"
+        "1 worker: in tasks | single call, 1 thread, CPU | 1 worker: task thread CPU | "
+        "1 worker: event loop CPU | load (1/5/15 min) | 2 workers / 1 worker, best rounds |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, tasks, m, b, idle, busy, before, after in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, tasks, m, b, idle, busy, task_cpu, loop_cpu, before, after in rows:
         # What one worker spends beyond the same work done by one call on one thread.
         overhead = (m["1w"] - m["single 1t"]) / tasks
         # Against a single call that takes no time, the ratio says nothing.
@@ -302,7 +365,8 @@ def main() -> None:
             f"| {name} | {tasks} | {m['single 1t'] * 1e3:.0f} ms | {m['single'] * 1e3:.0f} ms | "
             f"{m['1w'] * 1e3:.0f} ms | {m['2w'] * 1e3:.0f} ms | {m['1w'] / m['2w']:.2f}x | "
             f"{against_single} | {overhead * 1e3:.2f} ms | {idle * 1e3:.2f} ms | "
-            f"{busy * 1e3:.0f} ms | {before} -> {after} | "
+            f"{busy * 1e3:.0f} ms | {m['single 1t cpu'] * 1e3:.0f} ms | {task_cpu * 1e3:.0f} ms | "
+            f"{loop_cpu * 1e3:.0f} ms | {before} -> {after} | "
             f"{b['1w'] / b['2w']:.2f}x |"
         )
     print(f"\nload average after: {load()}")
