@@ -195,14 +195,16 @@ __attribute__((always_inline)) inline void lane_step(Vector (&sum)[ROWS][VECTORS
 #endif
 
 // C[0:rows, 0:cols] (+)= A_sliver . B_sliver over depth `depth`, where the A sliver is packed as
-// [depth][Tile::rows] and B's rows are read as `Sliver` says, on the first VECTORS of the tile's
-// vectors of columns (all of them but in a last sliver that needs fewer). Written once with
-// GCC/Clang vector types; the wrappers below compile it for each instruction set.
-template <class T, Isa ISA, class Sliver, int VECTORS = TileOf<ISA>::vectors>
+// [depth][Tile::rows] and B's rows are read as `Sliver` says, on the first ROWS of the tile's
+// rows and the first VECTORS of its vectors of columns (all of them but at the edges of C, where
+// fewer may do). Written once with GCC/Clang vector types; the wrappers below compile it for
+// each instruction set.
+template <class T, Isa ISA, class Sliver, int ROWS = TileOf<ISA>::rows,
+          int VECTORS = TileOf<ISA>::vectors>
 __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, const T* a, Sliver b,
                                                              T* c, index_t ldc, index_t rows,
                                                              index_t cols, bool accumulate) {
-  constexpr int ROWS = TileOf<ISA>::rows;
+  constexpr int a_step = TileOf<ISA>::rows;  // an A sliver's stride from one depth to the next
   using Vector = typename VectorOf<T, TileOf<ISA>::bytes>::type;
   constexpr int lanes = TileOf<ISA>::bytes / static_cast<int>(sizeof(T));
   constexpr int sliver_cols = TileOf<ISA>::vectors * lanes;  // a B row's stride in the sliver
@@ -229,11 +231,11 @@ __attribute__((always_inline)) inline void micro_kernel_body(index_t depth, cons
     for (int v = 0; v < VECTORS; ++v) std::memcpy(&b_row[v], b_p + v * lanes, sizeof(Vector));
 #if CONVT_ARM_DISPATCH
     if constexpr (ISA == Isa::neon) {
-      lane_step(sum, a + p * ROWS, b_row, std::make_integer_sequence<int, ROWS>{});
+      lane_step(sum, a + p * a_step, b_row, std::make_integer_sequence<int, ROWS>{});
       continue;
     }
 #endif
-    broadcast_step(sum, a + p * ROWS, b_row);
+    broadcast_step(sum, a + p * a_step, b_row);
   }
   if (rows == ROWS && cols == tile_cols) {
 #pragma GCC unroll 16
@@ -266,21 +268,29 @@ template <class T>
 using MicroKernelInPlace = void (*)(index_t, const T*, const T* const*, index_t, T*, index_t,
                                     index_t, index_t, bool);
 
-// One instruction set's micro-kernel for element type T, reading B packed or in place, and the
-// packed one narrowed to its first one or two vectors of columns. A last sliver of a few columns
-// takes the narrowest that covers them: a GEMM over 100 columns computes 112 on AVX-512 instead
-// of 144.
+// One instruction set's micro-kernel for element type T, reading B packed or in place; the
+// packed one narrowed to its first one or two vectors of columns; and both on half the tile's
+// rows. The tiles at C's edges take the smallest that covers them: a GEMM over 100 columns
+// computes 112 on AVX-512 instead of 144, and one of 4 rows (a layer with 4 output channels, or
+// 4 a group) computes 4 rows instead of 8.
 template <class T>
 struct Kernels {
   MicroKernel<T> packed;
   MicroKernelInPlace<T> in_place;
   MicroKernel<T> narrow[2];
+  MicroKernel<T> half_rows;
+  MicroKernelInPlace<T> half_rows_in_place;
+  int rows;         // of the tile
   int vectors;      // of the tile
   int vector_cols;  // columns of a vector
 
-  MicroKernel<T> packed_for(index_t cols) const {
+  MicroKernel<T> packed_for(index_t tile_rows, index_t cols) const {
+    if (2 * tile_rows <= rows) return half_rows;
     const index_t needed = ceil_div(cols, vector_cols);
     return needed < vectors ? narrow[needed - 1] : packed;
+  }
+  MicroKernelInPlace<T> in_place_for(index_t tile_rows) const {
+    return 2 * tile_rows <= rows ? half_rows_in_place : in_place;
   }
 };
 
@@ -298,8 +308,20 @@ struct Kernels {
   template <int VECTORS>                                                                          \
   TARGET inline void NAME##_narrow(index_t depth, const T* a, const T* b, T* c, index_t ldc,      \
                                    index_t rows, index_t cols, bool accumulate) {                 \
-    micro_kernel_body<T, ISA, PackedSliver<T>, std::min(VECTORS, TileOf<ISA>::vectors)>(          \
+    micro_kernel_body<T, ISA, PackedSliver<T>, TileOf<ISA>::rows,                                 \
+                      std::min(VECTORS, TileOf<ISA>::vectors)>(depth, a, PackedSliver<T>{b}, c,   \
+                                                               ldc, rows, cols, accumulate);      \
+  }                                                                                               \
+  TARGET inline void NAME##_half_rows(index_t depth, const T* a, const T* b, T* c, index_t ldc,   \
+                                      index_t rows, index_t cols, bool accumulate) {              \
+    micro_kernel_body<T, ISA, PackedSliver<T>, TileOf<ISA>::rows / 2>(                            \
         depth, a, PackedSliver<T>{b}, c, ldc, rows, cols, accumulate);                            \
+  }                                                                                               \
+  TARGET inline void NAME##_half_rows_in_place(index_t depth, const T* a, const T* const* b_rows, \
+                                               index_t b_offset, T* c, index_t ldc, index_t rows, \
+                                               index_t cols, bool accumulate) {                   \
+    micro_kernel_body<T, ISA, SliverInPlace<T>, TileOf<ISA>::rows / 2>(                           \
+        depth, a, SliverInPlace<T>{b_rows, b_offset}, c, ldc, rows, cols, accumulate);            \
   }
 
 // The portable kernels use 16-byte vectors, which every target lowers to SIMD or scalar code.
@@ -669,12 +691,12 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
             const index_t tile_rows = std::min<index_t>(TILE_ROWS, rows - i);
             const index_t tile_cols = std::min<index_t>(TILE_COLS, cols - j);
             if (js < whole_slivers) {
-              kernel.in_place(depth, a_sliver, b_rows, b_offset + j, c_tile, ldc, tile_rows,
-                              tile_cols, add);
+              kernel.in_place_for(tile_rows)(depth, a_sliver, b_rows, b_offset + j, c_tile, ldc,
+                                             tile_rows, tile_cols, add);
               continue;
             }
-            kernel.packed_for(tile_cols)(depth, a_sliver, packed_b + sliver_offset, c_tile, ldc,
-                                         tile_rows, tile_cols, add);
+            kernel.packed_for(tile_rows, tile_cols)(depth, a_sliver, packed_b + sliver_offset,
+                                                    c_tile, ldc, tile_rows, tile_cols, add);
           }
         }
       }
@@ -743,14 +765,18 @@ void gemm_with(Kernels<T> kernel, index_t m, index_t n, index_t k, OperandA a, O
 }
 
 // The micro-kernels of one element type, by instruction set.
-#define CONVT_KERNELS(ISA_NAME, T, SUFFIX)                                               \
-  static constexpr Kernels<T> ISA_NAME{micro_kernel_##ISA_NAME##_##SUFFIX,               \
-                                       micro_kernel_##ISA_NAME##_##SUFFIX##_in_place,    \
-                                       {micro_kernel_##ISA_NAME##_##SUFFIX##_narrow<1>,  \
-                                        micro_kernel_##ISA_NAME##_##SUFFIX##_narrow<2>}, \
-                                       TileOf<Isa::ISA_NAME>::vectors,                   \
-                                       TileOf<Isa::ISA_NAME>::bytes / int{sizeof(T)}};   \
-  static_assert(TileOf<Isa::ISA_NAME>::vectors <= 3, "Kernels::narrow covers the other widths");
+#define CONVT_KERNELS(ISA_NAME, T, SUFFIX)                                                       \
+  static constexpr Kernels<T> ISA_NAME{micro_kernel_##ISA_NAME##_##SUFFIX,                       \
+                                       micro_kernel_##ISA_NAME##_##SUFFIX##_in_place,            \
+                                       {micro_kernel_##ISA_NAME##_##SUFFIX##_narrow<1>,          \
+                                        micro_kernel_##ISA_NAME##_##SUFFIX##_narrow<2>},         \
+                                       micro_kernel_##ISA_NAME##_##SUFFIX##_half_rows,           \
+                                       micro_kernel_##ISA_NAME##_##SUFFIX##_half_rows_in_place,  \
+                                       TileOf<Isa::ISA_NAME>::rows,                              \
+                                       TileOf<Isa::ISA_NAME>::vectors,                           \
+                                       TileOf<Isa::ISA_NAME>::bytes / int{sizeof(T)}};           \
+  static_assert(TileOf<Isa::ISA_NAME>::vectors <= 3, "Kernels::narrow covers the other widths"); \
+  static_assert(TileOf<Isa::ISA_NAME>::rows % 2 == 0, "Kernels::half_rows takes half the rows");
 template <class T>
 struct MicroKernels;
 template <>
