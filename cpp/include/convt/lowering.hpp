@@ -92,6 +92,51 @@ inline KernelTap kernel_tap(const ConvGeometry& g, index_t tap) {
           offset2, tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
 }
 
+// The lines of outputs along the last spatial axis that outputs [first_output, first_output +
+// outputs) touch, as line indices and as planes of lines, formed once per walk: the (tap, line)
+// visits of a small problem are few enough that a division per tap would show.
+struct OutputLines {
+  index_t first_output;
+  index_t end_output;
+  index_t first_line;
+  index_t end_line;
+  index_t first_plane;
+  index_t end_plane;
+};
+
+inline OutputLines output_lines(const ConvGeometry& g, index_t first_output, index_t outputs) {
+  const index_t end_output = first_output + outputs;
+  const index_t first_line = first_output / g.y_size[2];
+  const index_t end_line = (end_output - 1) / g.y_size[2] + 1;
+  return {first_output,
+          end_output,
+          first_line,
+          end_line,
+          first_line / g.y_size[1],
+          (end_line - 1) / g.y_size[1] + 1};
+}
+
+// The one walk of lines: for a tap whose reads are offset by (offset0, offset1) along the two
+// outer axes, visit(start, x_line) for each line of outputs in `span` whose reads fall inside x
+// along those axes (inside0, inside1: the outputs for which they do), with `start` the line's
+// first output and `x_line` the offset in the channel of x of the line it reads. Only those
+// lines: lines are often a few outputs long, and what a line costs beyond its run is what
+// col2im and the direct loops spend.
+template <class Visit>
+void for_each_output_line(const ConvGeometry& g, const OutputLines& span, index_t offset0,
+                          Range inside0, index_t offset1, Range inside1, Visit&& visit) {
+  const index_t lines = g.y_size[1];
+  const index_t o0_end = std::min(inside0.last, span.end_plane);
+  for (index_t o0 = std::max(inside0.first, span.first_plane); o0 < o0_end; ++o0) {
+    const index_t plane_line = o0 * lines;
+    const index_t x_plane = (o0 * g.stride[0] + offset0) * g.x_size[1];
+    const index_t o1_end = std::min(inside1.last, span.end_line - plane_line);
+    for (index_t o1 = std::max(inside1.first, span.first_line - plane_line); o1 < o1_end; ++o1) {
+      visit((plane_line + o1) * g.y_size[2], (x_plane + o1 * g.stride[1] + offset1) * g.x_size[2]);
+    }
+  }
+}
+
 // Visits the lowered matrix of one input channel, outputs [first_output, first_output +
 // outputs): one call per (kernel tap, line of outputs along the last spatial axis) for the run of
 // outputs of the line, inside the block, whose reads fall inside the input (the rest read
@@ -102,46 +147,33 @@ inline KernelTap kernel_tap(const ConvGeometry& g, index_t tap) {
 template <class Visit>
 void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first_output,
                            index_t outputs, Visit&& visit) {
-  const index_t line_length = g.y_size[2];
-  const index_t lines = g.y_size[1];
-  const index_t end_output = first_output + outputs;
-  const index_t first_line = first_output / line_length;
-  const index_t end_line = (end_output - 1) / line_length + 1;
-  const index_t first_plane = first_line / lines;
-  const index_t end_plane = (end_line - 1) / lines + 1;
-  // Taps in row-major order, their offsets and ranges formed axis by axis: the (tap, line)
-  // visits of a small problem are few enough that dividing a flat tap index would cost more.
+  const OutputLines span = output_lines(g, first_output, outputs);
+  // Taps in row-major order, their offsets and ranges formed axis by axis: dividing a flat tap
+  // index would cost more than a small problem's sums.
   index_t row = channel * g.kernel_volume();
   for (index_t k0 = 0; k0 < g.kernel[0]; ++k0) {
     const index_t offset0 = k0 * g.dilation[0] - g.padding_before[0];
-    // Only the lines whose reads fall inside x along the two outer axes: lines are often a few
-    // outputs long, and what a line costs beyond its run is what col2im and the direct loops
-    // spend.
     const Range inside0 = tap_range(offset0, g.stride[0], g.x_size[0], g.y_size[0]);
     for (index_t k1 = 0; k1 < g.kernel[1]; ++k1) {
       const index_t offset1 = k1 * g.dilation[1] - g.padding_before[1];
       const Range inside1 = tap_range(offset1, g.stride[1], g.x_size[1], g.y_size[1]);
       for (index_t k2 = 0; k2 < g.kernel[2]; ++k2, ++row) {
         const index_t offset2 = k2 * g.dilation[2] - g.padding_before[2];
-        const Range reads = tap_range(offset2, g.stride[2], g.x_size[2], line_length);
+        const Range reads = tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2]);
         if (reads.first == reads.last) continue;
-        const index_t o0_end = std::min(inside0.last, end_plane);
-        for (index_t o0 = std::max(inside0.first, first_plane); o0 < o0_end; ++o0) {
-          const index_t plane_line = o0 * lines;
-          const index_t x_plane = (o0 * g.stride[0] + offset0) * g.x_size[1];
-          const index_t o1_end = std::min(inside1.last, end_line - plane_line);
-          for (index_t o1 = std::max(inside1.first, first_line - plane_line); o1 < o1_end; ++o1) {
-            const index_t start = (plane_line + o1) * line_length;
-            const index_t first = std::max(first_output, start + reads.first);
-            const index_t last = std::min(end_output, start + reads.last);
-            if (first < last) {
-              visit(row, first - first_output,
-                    (x_plane + o1 * g.stride[1] + offset1) * g.x_size[2] +
-                        (first - start) * g.stride[2] + offset2,
-                    last - first);
-            }
-          }
-        }
+        // The visitor's values by copy, so that they stay in registers across the walk.
+        const index_t end_output = span.end_output;
+        const index_t stride2 = g.stride[2];
+        for_each_output_line(g, span, offset0, inside0, offset1, inside1,
+                             [&visit, row, reads, first_output, end_output, stride2, offset2](
+                                 index_t start, index_t x_line) {
+                               const index_t first = std::max(first_output, start + reads.first);
+                               const index_t last = std::min(end_output, start + reads.last);
+                               if (first < last) {
+                                 visit(row, first - first_output,
+                                       x_line + (first - start) * stride2 + offset2, last - first);
+                               }
+                             });
       }
     }
   }
@@ -415,50 +447,48 @@ void split_phases(const LinePhases& table, index_t stride, index_t o2_first, ind
 template <class T>
 void col2im_fused_lines(const ConvGeometry& g, const LinePhases& table, const T* rows,
                         index_t columns, ColumnBlock block, T* plane) {
-  const index_t line_length = g.y_size[2];
-  const index_t lines = g.y_size[1];
   const index_t stride = g.stride[2];
   const index_t K2 = g.kernel[2];
-  const index_t end_output = block.first_output + block.outputs;
-  const index_t first_line = block.first_output / line_length;
-  const index_t end_line = (end_output - 1) / line_length + 1;
+  const OutputLines span = output_lines(g, block.first_output, block.outputs);
   T phases[fused_line_elements];
   for (index_t outer = 0; outer < g.kernel_volume(); outer += K2) {
     const KernelTap along = kernel_tap(g, outer);
-    const Range inside0 = tap_range(along.offset0, g.stride[0], g.x_size[0], g.y_size[0]);
-    const Range inside1 = tap_range(along.offset1, g.stride[1], g.x_size[1], g.y_size[1]);
     const T* tap_rows = rows + outer * columns;
-    const index_t o0_end = std::min(inside0.last, (end_line - 1) / lines + 1);
-    for (index_t o0 = std::max(inside0.first, first_line / lines); o0 < o0_end; ++o0) {
-      const index_t plane_line = o0 * lines;
-      const index_t x_plane = (o0 * g.stride[0] + along.offset0) * g.x_size[1];
-      const index_t o1_end = std::min(inside1.last, end_line - plane_line);
-      for (index_t o1 = std::max(inside1.first, first_line - plane_line); o1 < o1_end; ++o1) {
-        const index_t start = (plane_line + o1) * line_length;
-        // The outputs of the line inside the block, and for each phase the elements they reach.
-        const index_t o2_first = std::max(block.first_output, start) - start;
-        const index_t o2_end = std::min(end_output, start + line_length) - start;
-        T* line = plane + (x_plane + o1 * g.stride[1] + along.offset1) * g.x_size[2];
-        if (stride == 2) {
-          split_in_two(line, phases, phases + table.length, g.x_size[2]);
-        } else {
-          split_phases(table, stride, o2_first, o2_end, line, phases, false);
-        }
-        for (index_t k2 = 0; k2 < K2; ++k2) {
-          const LinePhases::Tap& tap = table.taps[k2];
-          const index_t first = std::max(o2_first, tap.reads.first);
-          const index_t last = std::min(o2_end, tap.reads.last);
-          if (first >= last) continue;
-          add_to(phases + tap.held + first,
-                 tap_rows + k2 * columns + (start + first - block.first_output), 0, last - first);
-        }
-        if (stride == 2) {
-          join_two(phases, phases + table.length, line, g.x_size[2]);
-        } else {
-          split_phases(table, stride, o2_first, o2_end, line, phases, true);
-        }
-      }
-    }
+    // The visitor's values by copy, so that they stay in registers across the walk.
+    const index_t first_output = block.first_output;
+    const index_t end_output = span.end_output;
+    const index_t line_length = g.y_size[2];
+    const index_t x_length = g.x_size[2];
+    const index_t length = table.length;
+    for_each_output_line(
+        g, span, along.offset0, tap_range(along.offset0, g.stride[0], g.x_size[0], g.y_size[0]),
+        along.offset1, tap_range(along.offset1, g.stride[1], g.x_size[1], g.y_size[1]),
+        [&table, &phases, plane, tap_rows, columns, stride, K2, first_output, end_output,
+         line_length, x_length, length](index_t start, index_t x_line) {
+          // The outputs of the line inside the block, and for each phase the elements they
+          // reach.
+          const index_t o2_first = std::max(first_output, start) - start;
+          const index_t o2_end = std::min(end_output, start + line_length) - start;
+          T* line = plane + x_line;
+          if (stride == 2) {
+            split_in_two(line, phases, phases + length, x_length);
+          } else {
+            split_phases(table, stride, o2_first, o2_end, line, phases, false);
+          }
+          for (index_t k2 = 0; k2 < K2; ++k2) {
+            const LinePhases::Tap& tap = table.taps[k2];
+            const index_t first = std::max(o2_first, tap.reads.first);
+            const index_t last = std::min(o2_end, tap.reads.last);
+            if (first >= last) continue;
+            add_to(phases + tap.held + first,
+                   tap_rows + k2 * columns + (start + first - first_output), 0, last - first);
+          }
+          if (stride == 2) {
+            join_two(phases, phases + length, line, x_length);
+          } else {
+            split_phases(table, stride, o2_first, o2_end, line, phases, true);
+          }
+        });
   }
 }
 
