@@ -179,7 +179,8 @@ TYPED_TEST(Gemm, OneAndTwoThreadsGiveBitwiseEqualResults) {
 }
 
 // A GEMM with few rows of A reads B's slivers in place, one with more packs them: the rows the
-// two share come out with the same bits, and right, whether B is a matrix or a row table.
+// two share come out with the same bits, and right, whether B is a matrix or a row table (whose
+// limits differ).
 TYPED_TEST(Gemm, BReadInPlaceOrPackedGivesTheSameBits) {
   using T = TypeParam;
   const IsaGuard guard;
@@ -188,8 +189,12 @@ TYPED_TEST(Gemm, BReadInPlaceOrPackedGivesTheSameBits) {
   std::mt19937 rng(15);
   for (convt::Isa isa : convt::supported_isas()) {
     convt::set_isa(isa);
-    const index_t few = convt::detail::max_in_place_rows(convt::detail::tile_rows(isa));
-    const Size s{few + 5, 101, 37};
+    const convt::detail::TileSize tile = convt::detail::tile_size<T>(isa);
+    const index_t few_matrix = convt::detail::max_in_place_rows(tile, false);
+    const index_t few_table = convt::detail::max_in_place_rows(tile, true);
+    ASSERT_GE(few_matrix, 1);
+    ASSERT_GE(few_table, few_matrix);
+    const Size s{few_table + 5, 101, 37};
     SCOPED_TRACE(describe(s, false, false, false, s.n));
     const Operands<T> o = make_operands<T>(rng, s, false, false);
     std::vector<const T*> rows(static_cast<std::size_t>(s.k));
@@ -205,9 +210,12 @@ TYPED_TEST(Gemm, BReadInPlaceOrPackedGivesTheSameBits) {
     };
     for (const auto& packed : {product(s.m, o.b_operand), product(s.m, table)}) {
       ASSERT_TRUE(test_util::all_close(packed.data(), expected, magnitude));
-      for (const auto& in_place : {product(few, o.b_operand), product(few, table)}) {
-        EXPECT_TRUE(std::equal(in_place.begin(), in_place.begin() + few * s.n, packed.begin()));
-      }
+      const std::vector<T> matrix_in_place = product(few_matrix, o.b_operand);
+      const std::vector<T> table_in_place = product(few_table, table);
+      EXPECT_TRUE(std::equal(matrix_in_place.begin(), matrix_in_place.begin() + few_matrix * s.n,
+                             packed.begin()));
+      EXPECT_TRUE(std::equal(table_in_place.begin(), table_in_place.begin() + few_table * s.n,
+                             packed.begin()));
     }
   }
   convt::set_num_threads(saved_threads);
@@ -562,7 +570,7 @@ TYPED_TEST(Gemm, BlockingInUseIsDerivedFromTheCaches) {
 
 TEST(Blocking, EnvironmentOverridesSomeOrAllRoundedToTiles) {
   const Blocking derived{256, 480, 4080};
-  const convt::detail::TileSize tile{8, 48};
+  const convt::detail::TileSize tile{8, 48, 16};
   expect_blocking(convt::detail::override_blocking(derived, tile, "rows=100"), {256, 104, 4080});
   expect_blocking(convt::detail::override_blocking(derived, tile, "depth=64,cols=1"),
                   {64, 480, 48});

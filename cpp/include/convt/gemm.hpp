@@ -93,23 +93,25 @@ inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 // those with 24 (8 x 3, 12 x 2, 6 x 4) spill none, even in float64 where 8 x 3 takes 31
 // registers. Of these, 8 x 3 and 12 x 2 make 4.8 multiply-adds per load (6 x 4: 4), and 8 rows
 // pad no layer whose channels are a multiple of 8.
+// Beside the tile, in_place_rows: the most rows of A for which the GEMM reads the slivers of a
+// B matrix in place (gemm_serial says why and how it was measured).
 template <Isa ISA>
 struct TileOf;
 template <>
 struct TileOf<Isa::portable> {
-  static constexpr int rows = 4, vectors = 2, bytes = 16;
+  static constexpr int rows = 4, vectors = 2, bytes = 16, in_place_rows = 8 * rows;
 };
 template <>
 struct TileOf<Isa::avx2> {
-  static constexpr int rows = 6, vectors = 2, bytes = 32;
+  static constexpr int rows = 6, vectors = 2, bytes = 32, in_place_rows = rows / 2;
 };
 template <>
 struct TileOf<Isa::avx512> {
-  static constexpr int rows = 8, vectors = 3, bytes = 64;
+  static constexpr int rows = 8, vectors = 3, bytes = 64, in_place_rows = 2 * rows;
 };
 template <>
 struct TileOf<Isa::neon> {
-  static constexpr int rows = 8, vectors = 3, bytes = 16;
+  static constexpr int rows = 8, vectors = 3, bytes = 16, in_place_rows = 8 * rows;
 };
 
 // GCC/Clang vector types; the attribute needs a concrete element type, hence one line each.
@@ -431,11 +433,13 @@ void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t 
 struct TileSize {
   int rows;
   int cols;
+  int in_place_rows;  // TileOf::in_place_rows
 };
 
 template <Isa ISA, class T>
 constexpr TileSize tile_size() {
-  return {TileOf<ISA>::rows, TileOf<ISA>::vectors * TileOf<ISA>::bytes / int{sizeof(T)}};
+  return {TileOf<ISA>::rows, TileOf<ISA>::vectors * TileOf<ISA>::bytes / int{sizeof(T)},
+          TileOf<ISA>::in_place_rows};
 }
 
 template <class T>
@@ -607,8 +611,11 @@ void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, i
 }
 
 // The most rows of A for which a GEMM reads the whole slivers of a B with contiguous rows in
-// place (gemm_serial says why): eight slivers of A.
-constexpr index_t max_in_place_rows(int tile_rows) { return 8 * index_t{tile_rows}; }
+// place (gemm_serial says why): eight slivers of A for a row table, the tile's in_place_rows for
+// a matrix.
+constexpr index_t max_in_place_rows(TileSize tile, bool row_table) {
+  return row_table ? 8 * index_t{tile.rows} : index_t{tile.in_place_rows};
+}
 
 // Panel sizes of one GEMM, chosen from the whole problem and rounded to whole tiles, which is
 // what the packed buffers hold: every part of it (the whole, or one thread's share) is blocked
@@ -621,19 +628,30 @@ struct Panels {
 
 // One thread's blocked GEMM over its share of C, packing into its own buffers (A only when it is
 // not packed already).
-template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
+template <class T, int TILE_ROWS, int TILE_COLS, int IN_PLACE_ROWS, class OperandA, class OperandB>
 void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
                  bool accumulate, Kernels<T> kernel, Panels panels, T* packed_a, T* packed_b) {
   constexpr bool prepacked = std::is_same_v<OperandA, PackedA<T>>;
   // Whole slivers of a B whose rows are contiguous are read in place, through a table of row
-  // addresses, when A has few rows: copying a sliver then costs as much as the multiply-adds
-  // that use it. With more rows the copy pays for itself, as every A sliver then reads the B
-  // sliver from consecutive lines rather than from a few lines of each of `depth` rows far
-  // apart: on an Ice Lake Xeon (avx512), a col2im GEMM of 216 rows over 648 columns took 25%
-  // less time with B packed, GEMMs of 128 to 512 rows over 3136 columns 5-25% less.
+  // addresses, when A has few rows: copying a sliver then costs as much as the multiply-adds that
+  // use it. With more rows the copy pays for itself, as every A sliver then reads the B sliver from
+  // consecutive lines rather than from a few lines of each of `depth` rows far apart. Where that
+  // limit lies depends on how far apart the rows are. A row table's rows (shifted.hpp) are runs of
+  // a few channels of the padded input, several to a page: read in place, a 3-D layer's GEMMs of 32
+  // rows took 15% (avx512) and 21% (avx2) less time on an Ice Lake Xeon, one thread, and eight
+  // slivers of A are the limit. A matrix's rows are a whole row of B apart, each on a page of its
+  // own once B is 4 KiB wide: on the same Xeon, GEMMs over 3136 columns and 576 deep took up to 35%
+  // more time (float64: 22%) read in place from 3 slivers of A on (avx512, B's rows not 64-byte
+  // aligned, as NumPy's and malloc's large blocks are not) and from one whole sliver on (avx2:
+  // 20-67% more at 6 rows, aligned); half a sliver's rows, which make fewer multiply-adds of each B
+  // value, took 9-37% less time in place on both (benchmarks/RESULTS.md has the table).
+  // TileOf::in_place_rows gives each instruction set's limit; a col2im GEMM of 216 rows over 648
+  // columns took 25% less time with B packed.
   bool in_place = false;
   if constexpr (!OperandB::packs_itself) {
-    in_place = b.rows_contiguous() && m <= max_in_place_rows(TILE_ROWS);
+    constexpr TileSize tile{TILE_ROWS, TILE_COLS, IN_PLACE_ROWS};
+    in_place =
+        b.rows_contiguous() && m <= max_in_place_rows(tile, std::is_same_v<OperandB, RowTable<T>>);
     // Unless its rows are a multiple of 1 KiB apart: then the sliver's rows fall in at most a
     // quarter of an L1 way's sets (4 KiB a way on x86 cores) and evict each other while A's
     // slivers stream past, which made 512 x 4096 x 4096 run at half OpenBLAS's speed.
@@ -707,7 +725,7 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
 // Threads split C into contiguous bands of whole tiles (of columns when there are enough,
 // else of rows) and each computes its band alone: one fork and one join per GEMM, no barrier
 // in between, which matters when a core is shared and a waiting thread loses its time slice.
-template <class T, int TILE_ROWS, int TILE_COLS, class OperandA, class OperandB>
+template <class T, int TILE_ROWS, int TILE_COLS, int IN_PLACE_ROWS, class OperandA, class OperandB>
 void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, index_t ldc,
                   bool accumulate, Kernels<T> kernel, const Blocking& blocking) {
   const Panels panels{std::min<index_t>(blocking.rows, ceil_div(m, TILE_ROWS) * TILE_ROWS),
@@ -719,8 +737,8 @@ void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
   T* packed_a = scratch<T>(Scratch::packed_a, a_size * threads);
   T* packed_b = scratch<T>(Scratch::packed_b, b_size * threads);
   if (threads == 1) {
-    gemm_serial<T, TILE_ROWS, TILE_COLS>(m, n, k, a, b, c, ldc, accumulate, kernel, panels,
-                                         packed_a, packed_b);
+    gemm_serial<T, TILE_ROWS, TILE_COLS, IN_PLACE_ROWS>(m, n, k, a, b, c, ldc, accumulate, kernel,
+                                                        panels, packed_a, packed_b);
     return;
   }
   const index_t col_tiles = ceil_div(n, TILE_COLS);
@@ -740,17 +758,17 @@ void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
       const index_t col0 = first * TILE_COLS;
       const index_t cols = std::min(last * TILE_COLS, n) - col0;
       if (cols > 0) {
-        gemm_serial<T, TILE_ROWS, TILE_COLS>(m, cols, k, a, b.columns_from(col0), c + col0, ldc,
-                                             accumulate, kernel, panels, packed_a + t * a_size,
-                                             packed_b + t * b_size);
+        gemm_serial<T, TILE_ROWS, TILE_COLS, IN_PLACE_ROWS>(
+            m, cols, k, a, b.columns_from(col0), c + col0, ldc, accumulate, kernel, panels,
+            packed_a + t * a_size, packed_b + t * b_size);
       }
     } else {
       const index_t row0 = first * TILE_ROWS;
       const index_t rows = std::min(last * TILE_ROWS, m) - row0;
       if (rows > 0) {
-        gemm_serial<T, TILE_ROWS, TILE_COLS>(rows, n, k, a.rows_from(row0), b, c + row0 * ldc, ldc,
-                                             accumulate, kernel, panels, packed_a + t * a_size,
-                                             packed_b + t * b_size);
+        gemm_serial<T, TILE_ROWS, TILE_COLS, IN_PLACE_ROWS>(
+            rows, n, k, a.rows_from(row0), b, c + row0 * ldc, ldc, accumulate, kernel, panels,
+            packed_a + t * a_size, packed_b + t * b_size);
       }
     }
   }
@@ -760,8 +778,8 @@ template <class T, Isa ISA, class OperandA, class OperandB>
 void gemm_with(Kernels<T> kernel, index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
                index_t ldc, bool accumulate) {
   constexpr TileSize tile = tile_size<ISA, T>();
-  gemm_blocked<T, tile.rows, tile.cols>(m, n, k, a, b, c, ldc, accumulate, kernel,
-                                        blocking_of<T>(ISA));
+  gemm_blocked<T, tile.rows, tile.cols, tile.in_place_rows>(m, n, k, a, b, c, ldc, accumulate,
+                                                            kernel, blocking_of<T>(ISA));
 }
 
 // The micro-kernels of one element type, by instruction set.
