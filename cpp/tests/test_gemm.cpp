@@ -561,8 +561,8 @@ TYPED_TEST(Gemm, BlockingInUseIsDerivedFromTheCaches) {
                                         int{sizeof(TypeParam)});
     const char* forced = std::getenv("CONVT_GEMM_BLOCKING");
     if (forced != nullptr && *forced != '\0') {
-      expected =
-          convt::detail::override_blocking(expected, {config.tile_rows, config.tile_cols}, forced);
+      expected = convt::detail::override_blocking(expected,
+                                                  convt::detail::tile_size<TypeParam>(isa), forced);
     }
     expect_blocking(config.blocking, expected);
   }

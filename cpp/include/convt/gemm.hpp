@@ -402,19 +402,28 @@ void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t 
       }
     }
   } else {
-    // Read each column across all the slivers at once: one sliver at a time would take a few
-    // elements from each of `depth` columns, lines far apart (a transposed operand's) that
-    // evict one another before the next sliver reads the rest of them.
+    // A transposed operand's rows are its columns: read a few of them at a time across all
+    // the slivers, each from consecutive lines, and write each sliver's part of them to
+    // consecutive lines. One sliver at a time would take a few elements from each of `depth`
+    // columns, lines far apart that evict one another before the next sliver reads the rest;
+    // one column at a time across the slivers wrote a line a sliver (16 KiB) apart per element
+    // copied, and packed a 6912 x 512 operand at 8 GB/s.
+    constexpr index_t columns_at_once = 16;
+    const index_t contiguous_end = a.row_stride == 1 ? full_end : first_sliver;
+    for (index_t p1 = 0; p1 < depth; p1 += columns_at_once) {
+      const index_t p2 = std::min(depth, p1 + columns_at_once);
+      for (index_t s = first_sliver; s < contiguous_end; ++s) {
+        const T* from = a.data + (row0 + s * TILE_ROWS) + (p0 + p1) * a.col_stride;
+        T* out = packed + s * TILE_ROWS * depth + p1 * TILE_ROWS;
+        for (index_t p = 0; p < p2 - p1; ++p) {
+          for (int r = 0; r < TILE_ROWS; ++r) out[p * TILE_ROWS + r] = from[p * a.col_stride + r];
+        }
+      }
+    }
     for (index_t p = 0; p < depth; ++p) {
       const T* column = a.data + row0 * a.row_stride + (p0 + p) * a.col_stride;
       T* out = packed + p * TILE_ROWS;
-      index_t s = first_sliver;
-      if (a.row_stride == 1) {
-        for (; s < full_end; ++s) {
-          std::copy_n(column + s * TILE_ROWS, TILE_ROWS, out + s * TILE_ROWS * depth);
-        }
-      }
-      for (; s < end; ++s) {
+      for (index_t s = contiguous_end; s < end; ++s) {
         for (index_t r = 0; r < sliver_rows(s); ++r) {
           out[s * TILE_ROWS * depth + r] = column[(s * TILE_ROWS + r) * a.row_stride];
         }
