@@ -148,6 +148,7 @@ template <class Visit>
 void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first_output,
                            index_t outputs, Visit&& visit) {
   const OutputLines span = output_lines(g, first_output, outputs);
+  const bool whole_planes = first_output == 0 && outputs == g.y_spatial();
   // Taps in row-major order, their offsets and ranges formed axis by axis: dividing a flat tap
   // index would cost more than a small problem's sums.
   index_t row = channel * g.kernel_volume();
@@ -164,6 +165,17 @@ void for_each_lowered_line(const ConvGeometry& g, index_t channel, index_t first
         // The visitor's values by copy, so that they stay in registers across the walk.
         const index_t end_output = span.end_output;
         const index_t stride2 = g.stride[2];
+        if (whole_planes) {
+          // Every line's run is the tap's reads: no clamping to a block, one offset per tap.
+          const index_t count = reads.last - reads.first;
+          const index_t x_shift = reads.first * stride2 + offset2;
+          const index_t first = reads.first;
+          for_each_output_line(g, span, offset0, inside0, offset1, inside1,
+                               [&visit, row, first, x_shift, count](index_t start, index_t x_line) {
+                                 visit(row, start + first, x_line + x_shift, count);
+                               });
+          continue;
+        }
         for_each_output_line(g, span, offset0, inside0, offset1, inside1,
                              [&visit, row, reads, first_output, end_output, stride2, offset2](
                                  index_t start, index_t x_line) {
