@@ -289,21 +289,21 @@ TYPED_TEST(Kernels, StridedLinesWithOverlappingTaps) {
   std::mt19937 rng(23);
   Problem p;
   p.dims = 2;
-  p.x_channels = 64;  // 960 lowered rows: blocks of 512 columns, a sample's 646 outputs in two
+  p.x_channels = 64;  // 960 lowered rows: blocks of 512 columns, a sample's 798 outputs in two
   p.y_channels = 3;
-  p.x_size = {20, 101, 1};
+  p.x_size = {20, 125, 1};
   p.kernel = {3, 5, 1};
   p.stride = {1, 3, 1};
   p.dilation = {1, 2, 1};
   p.pad_before = {1, 4, 0};
   p.pad_after = {0, 3, 0};
   p.y_size = reference::conv_output_size(p);
-  ASSERT_EQ(p.y_size, (reference::Extent{19, 34, 1}));
+  ASSERT_EQ(p.y_size, (reference::Extent{19, 42, 1}));
   ASSERT_TRUE(convt::detail::plan_blocks(convolution_geometry(p)).sliced);
   ASSERT_TRUE(convt::detail::fuses_line_taps(convolution_geometry(p)));
   check_convolution<TypeParam>(p, rng);
   Case c{p, {0, 2, 0}};
-  c.p.x_size = {20, 103, 1};
+  c.p.x_size = {20, 127, 1};
   check_transposed<TypeParam>(c, rng);
 
   Problem q;  // offsets 2 k - 1 are all odd: even elements take nothing
@@ -331,6 +331,35 @@ TYPED_TEST(Kernels, StridedLinesWithOverlappingTaps) {
   q.y_size = reference::conv_output_size(q);
   ASSERT_FALSE(convt::detail::fuses_line_taps(convolution_geometry(q)));
   check_convolution<TypeParam>(q, rng);
+}
+
+// A sample's outputs are cut into blocks of the plan's columns, but a last slice of less than
+// half a block joins the one before it.
+TEST(Blocks, LastSliceOfLessThanHalfABlockJoinsTheOneBefore) {
+  using convt::index_t;
+  const std::vector<std::pair<index_t, std::vector<index_t>>> cases{{300, {300}},
+                                                                    {512, {512}},
+                                                                    {648, {648}},
+                                                                    {767, {767}},
+                                                                    {768, {512, 256}},
+                                                                    {1024, {512, 512}},
+                                                                    {2254, {512, 512, 512, 718}}};
+  for (const auto& [outputs, expected] : cases) {
+    SCOPED_TRACE(std::to_string(outputs) + " outputs");
+    const convt::ConvGeometry g =
+        convt::ConvGeometry::convolution(1, {1, 1, outputs + 2}, {1, 1, 3}, convt::ConvOptions{});
+    ASSERT_EQ(g.y_spatial(), outputs);
+    std::vector<index_t> sizes;
+    index_t next = 0;
+    convt::detail::for_each_block_of_unit(g, convt::detail::BlockPlan{512, true, 1, 1}, 0,
+                                          [&](convt::detail::ColumnBlock block) {
+                                            EXPECT_EQ(block.first_output, next);
+                                            EXPECT_EQ(block.samples, 1);
+                                            next += block.outputs;
+                                            sizes.push_back(block.outputs);
+                                          });
+    EXPECT_EQ(sizes, expected);
+  }
 }
 
 // A 1x1 kernel with unit stride and no padding lowers to the input itself.

@@ -406,8 +406,8 @@ void pack_a(MatrixOperand<T> a, index_t row0, index_t rows, index_t p0, index_t 
     // the slivers, each from consecutive lines, and write each sliver's part of them to
     // consecutive lines. One sliver at a time would take a few elements from each of `depth`
     // columns, lines far apart that evict one another before the next sliver reads the rest;
-    // one column at a time across the slivers wrote a line a sliver (16 KiB) apart per element
-    // copied, and packed a 6912 x 512 operand at 8 GB/s.
+    // one column at a time across the slivers wrote its pieces a sliver (16 KiB) apart, and
+    // packed a 6912 x 512 operand at 8 GB/s.
     constexpr index_t columns_at_once = 16;
     const index_t contiguous_end = a.row_stride == 1 ? full_end : first_sliver;
     for (index_t p1 = 0; p1 < depth; p1 += columns_at_once) {

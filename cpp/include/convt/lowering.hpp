@@ -51,8 +51,13 @@ void for_each_block_of_unit(const ConvGeometry& g, const BlockPlan& plan, index_
                             Body&& body) {
   const index_t outputs = g.y_spatial();
   if (plan.sliced) {
-    for (index_t first = 0; first < outputs; first += plan.columns) {
-      body(ColumnBlock{unit, 1, first, std::min(plan.columns, outputs - first)});
+    for (index_t first = 0, count = 0; first < outputs; first += count) {
+      count = std::min(plan.columns, outputs - first);
+      // A last slice of less than half a block joins the one before it: alone it made a GEMM
+      // too narrow to share between threads (a 3-D U-Net layer's 648 outputs were GEMMs of 512
+      // and 136 columns, the second split 1 : 2 tiles).
+      if (outputs - first - count < plan.columns / 2) count = outputs - first;
+      body(ColumnBlock{unit, 1, first, count});
     }
     return;
   }
