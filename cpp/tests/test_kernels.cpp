@@ -362,6 +362,26 @@ TEST(Blocks, LastSliceOfLessThanHalfABlockJoinsTheOneBefore) {
   }
 }
 
+// The input gradient reads w unpacked where a sample is one block by that same cut: a 3-D
+// U-Net layer's 648 outputs per sample, and not 1210 (two blocks).
+TEST(Blocks, WeightReadOnceWhereTheSampleIsOneBlock) {
+  convt::ConvOptions options;
+  const auto one =
+      convt::ConvGeometry::convolution(3, {1, 256, 10, 11, 11}, {512, 256, 3, 3, 3}, options);
+  ASSERT_EQ(one.y_spatial(), 648);
+  ASSERT_TRUE(convt::detail::plan_blocks(one).sliced);
+  const auto two =
+      convt::ConvGeometry::convolution(3, {1, 256, 12, 13, 13}, {512, 256, 3, 3, 3}, options);
+  ASSERT_EQ(two.y_spatial(), 1210);
+  for (convt::Isa isa : convt::supported_isas()) {
+    SCOPED_TRACE(convt::isa_name(isa));
+    EXPECT_TRUE(convt::detail::reads_weight_once<float>(one, convt::Kernel::backward_input,
+                                                        convt::Algorithm::col2im, isa));
+    EXPECT_FALSE(convt::detail::reads_weight_once<float>(two, convt::Kernel::backward_input,
+                                                         convt::Algorithm::col2im, isa));
+  }
+}
+
 // A 1x1 kernel with unit stride and no padding lowers to the input itself.
 TYPED_TEST(Kernels, PointwisePath) {
   std::mt19937 rng(7);

@@ -251,8 +251,9 @@ bool reads_weight_once(const ConvGeometry& g, Kernel kernel, Algorithm algorithm
   if (kernel != Kernel::backward_input || algorithm != Algorithm::col2im) return false;
   const BlockPlan plan = plan_blocks(g);
   const bool one_block =
-      plan.sliced ? g.batch == 1 && g.y_spatial() <= plan.columns : plan.units == 1;
-  return one_block && std::min(plan.columns, g.y_spatial() * g.batch) <= blocking_of<T>(isa).cols;
+      plan.sliced ? g.batch == 1 && slice_outputs(plan, g.y_spatial(), 0) == g.y_spatial()
+                  : plan.units == 1;
+  return one_block && g.y_spatial() * g.batch <= blocking_of<T>(isa).cols;
 }
 
 struct PackedShape {

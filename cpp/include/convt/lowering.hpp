@@ -31,7 +31,7 @@ inline constexpr index_t lowered_block_elements = index_t{1} << 18;
 // block of whole samples, or all the slices of one large sample. Units write disjoint parts of
 // x, so threads can take whole units; the blocks of a unit run in order.
 struct BlockPlan {
-  index_t columns;    // columns per block (at most)
+  index_t columns;    // columns per block (slice_outputs says how a sliced sample is cut)
   bool sliced;        // a sample spans several blocks
   index_t per_block;  // samples per block when not sliced
   index_t units;
@@ -45,6 +45,15 @@ inline BlockPlan plan_blocks(const ConvGeometry& g) {
   return {columns, false, per_block, (g.batch + per_block - 1) / per_block};
 }
 
+// Outputs in the slice of a sliced sample that starts at output `first`: a block's columns,
+// but a last slice of less than half a block joins the one before it: alone it made a GEMM too
+// narrow to share between threads (a 3-D U-Net layer's 648 outputs were GEMMs of 512 and 136
+// columns, the second split 1 : 2 tiles).
+inline index_t slice_outputs(const BlockPlan& plan, index_t outputs, index_t first) {
+  const index_t count = std::min(plan.columns, outputs - first);
+  return outputs - first - count < plan.columns / 2 ? outputs - first : count;
+}
+
 // Calls body(block) for the blocks of one unit, in order.
 template <class Body>
 void for_each_block_of_unit(const ConvGeometry& g, const BlockPlan& plan, index_t unit,
@@ -52,11 +61,7 @@ void for_each_block_of_unit(const ConvGeometry& g, const BlockPlan& plan, index_
   const index_t outputs = g.y_spatial();
   if (plan.sliced) {
     for (index_t first = 0, count = 0; first < outputs; first += count) {
-      count = std::min(plan.columns, outputs - first);
-      // A last slice of less than half a block joins the one before it: alone it made a GEMM
-      // too narrow to share between threads (a 3-D U-Net layer's 648 outputs were GEMMs of 512
-      // and 136 columns, the second split 1 : 2 tiles).
-      if (outputs - first - count < plan.columns / 2) count = outputs - first;
+      count = slice_outputs(plan, outputs, first);
       body(ColumnBlock{unit, 1, first, count});
     }
     return;
