@@ -87,19 +87,23 @@ inline Range tap_range(index_t offset, index_t stride, index_t size, index_t out
 }
 
 // One kernel tap as the lowering reads it: the offsets of its reads from output position times
-// stride, and the outputs along a line whose reads fall inside x.
+// stride, the same as one offset into a channel of x, and the outputs along a line whose reads
+// fall inside x.
 struct KernelTap {
   index_t offset0;
   index_t offset1;
   index_t offset2;
+  index_t x_offset;
   Range inside;
 };
 
 inline KernelTap kernel_tap(const ConvGeometry& g, index_t tap) {
   const Extent k = kernel_position(g.kernel, tap);
+  const index_t offset0 = k[0] * g.dilation[0] - g.padding_before[0];
+  const index_t offset1 = k[1] * g.dilation[1] - g.padding_before[1];
   const index_t offset2 = k[2] * g.dilation[2] - g.padding_before[2];
-  return {k[0] * g.dilation[0] - g.padding_before[0], k[1] * g.dilation[1] - g.padding_before[1],
-          offset2, tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
+  return {offset0, offset1, offset2, (offset0 * g.x_size[1] + offset1) * g.x_size[2] + offset2,
+          tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
 }
 
 // The lines of outputs along the last spatial axis that outputs [first_output, first_output +
@@ -222,19 +226,21 @@ inline const KernelTap* tap_table(const ConvGeometry& g) {
 }
 
 // A run of consecutive block columns inside one line of outputs of one sample: columns
-// [column, column + length) are outputs (o0, o1, o2 .. o2 + length) of block sample `sample`.
+// [column, column + length) are outputs (o0, o1, o2 .. o2 + length) of a sample of the block,
+// whose reads start, before a tap's offsets, at (x0, x1) = (o0, o1) * stride, which is
+// `x_offset` from the block's first sample's channel.
 struct OutputRun {
   index_t column;
   index_t length;
-  index_t sample;
-  index_t o0;
-  index_t o1;
   index_t o2;
+  index_t x0;
+  index_t x1;
+  index_t x_offset;
 };
 
 // Cuts block columns [first, first + count) into runs; returns how many.
-inline index_t output_runs(const ConvGeometry& g, ColumnBlock block, index_t first, index_t count,
-                           OutputRun* runs) {
+inline index_t output_runs(const ConvGeometry& g, ColumnBlock block, index_t x_sample_stride,
+                           index_t first, index_t count, OutputRun* runs) {
   const index_t line_length = g.y_size[2];
   index_t made = 0;
   index_t sample = first / block.outputs;
@@ -245,7 +251,15 @@ inline index_t output_runs(const ConvGeometry& g, ColumnBlock block, index_t fir
     const index_t sample_end = (sample + 1) * block.outputs;
     const index_t length =
         std::min({line_length - o2, first + count - column, sample_end - column});
-    runs[made++] = {column - first, length, sample, line / g.y_size[1], line % g.y_size[1], o2};
+    const index_t x0 = line / g.y_size[1] * g.stride[0];
+    const index_t x1 = line % g.y_size[1] * g.stride[1];
+    runs[made++] = {
+        column - first,
+        length,
+        o2,
+        x0,
+        x1,
+        sample * x_sample_stride + (x0 * g.x_size[1] + x1) * g.x_size[2] + o2 * g.stride[2]};
     column += length;
     o += length;
     if (column == sample_end) {
@@ -280,43 +294,59 @@ struct LoweredOperand {
     return shifted;
   }
 
-  // What a lowered row (an input channel and a kernel tap) reads: the channel's plane of the
-  // block's first sample, and its tap.
-  struct Row {
-    const T* plane;
-    const KernelTap* tap;
+  // Where a run of a lowered row reads, which depends on the row's tap alone, not on its
+  // channel: `zeros_before` columns of padding, then `copied` columns read from the channel's
+  // plane at `offset`, stride apart, then padding to the run's end.
+  struct RunSource {
+    index_t offset;
+    index_t zeros_before;
+    index_t copied;
   };
 
-  Row row(index_t lowered_row) const {
-    const index_t count = g->kernel_volume();
-    return {x + lowered_row / count * g->x_spatial(), taps + lowered_row % count};
-  }
-
-  // out[(column - run.column) * out_step] = lowered[row][column] over a run. The input is
-  // addressed only where the run reads inside it.
-  void fill(const Row& row, const OutputRun& run, T* out, index_t out_step) const {
-    const ConvGeometry& geometry = *g;
-    const KernelTap& tap = *row.tap;
-    const index_t i0 = run.o0 * geometry.stride[0] + tap.offset0;
-    const index_t i1 = run.o1 * geometry.stride[1] + tap.offset1;
+  RunSource source(const KernelTap& tap, const OutputRun& run) const {
+    const index_t i0 = run.x0 + tap.offset0;
+    const index_t i1 = run.x1 + tap.offset1;
+    if (i0 < 0 || i0 >= g->x_size[0] || i1 < 0 || i1 >= g->x_size[1]) return {0, run.length, 0};
     const index_t end = run.o2 + run.length;
     const index_t first = std::clamp(tap.inside.first, run.o2, end);
-    index_t last = std::clamp(tap.inside.last, first, end);
-    if (i0 < 0 || i0 >= geometry.x_size[0] || i1 < 0 || i1 >= geometry.x_size[1]) last = first;
-    for (index_t o = 0; o < first - run.o2; ++o) out[o * out_step] = T(0);
-    if (first < last) {
-      const index_t stride = geometry.stride[2];
-      const T* line = row.plane + run.sample * x_sample_stride +
-                      (i0 * geometry.x_size[1] + i1) * geometry.x_size[2] + first * stride +
-                      tap.offset2;
-      T* target = out + (first - run.o2) * out_step;
+    const index_t last = std::clamp(tap.inside.last, first, end);
+    return {run.x_offset + tap.x_offset + (first - run.o2) * g->stride[2], first - run.o2,
+            last - first};
+  }
+
+  // out[(column - run.column) * out_step] = lowered[row][column] over a run whose row reads
+  // `plane`. The input is addressed only where the run reads inside it.
+  void fill(const T* plane, const RunSource& source, index_t length, T* out,
+            index_t out_step) const {
+    for (index_t o = 0; o < source.zeros_before; ++o) out[o * out_step] = T(0);
+    if (source.copied > 0) {
+      const index_t stride = g->stride[2];
+      const T* line = plane + source.offset;
+      T* target = out + source.zeros_before * out_step;
       if (out_step == 1 && stride == 1) {
-        copy_run(target, line, 0, last - first);
+        copy_run(target, line, 0, source.copied);
+      } else if (out_step == 1 && stride == 2) {
+        for (index_t o = 0; o < source.copied; ++o) target[o] = line[2 * o];
       } else {
-        for (index_t o = 0; o < last - first; ++o) target[o * out_step] = line[o * stride];
+        for (index_t o = 0; o < source.copied; ++o) target[o * out_step] = line[o * stride];
       }
     }
-    for (index_t o = last - run.o2; o < run.length; ++o) out[o * out_step] = T(0);
+    for (index_t o = source.zeros_before + source.copied; o < length; ++o) out[o * out_step] = T(0);
+  }
+
+  // Calls body(tap, i, plane) for lowered rows first + i, i < rows, grouped by tap: rows of one
+  // tap read their channels at the same places, so what a run reads is worked out once per tap
+  // and shared by every channel of the depth a sliver spans.
+  template <class Body>
+  void for_each_row_by_tap(index_t first_row, index_t rows, Body&& body) const {
+    const index_t count = g->kernel_volume();
+    const index_t first_tap = first_row % count;
+    const T* first_plane = x + first_row / count * g->x_spatial();
+    for (index_t i = 0; i < std::min(count, rows); ++i) {
+      const index_t tap = first_tap + i < count ? first_tap + i : first_tap + i - count;
+      const T* plane = first_tap + i < count ? first_plane : first_plane + g->x_spatial();
+      body(taps[tap], i, plane, count);
+    }
   }
 
   // The GEMM's packing of one sliver: out[p * TILE + j] = B(p0 + p, column + j) for p < depth,
@@ -325,35 +355,46 @@ struct LoweredOperand {
   void pack(index_t p0, index_t depth, index_t column, index_t count, T* out) const {
     static_assert(TILE <= max_run_columns, "a sliver's columns must fit the table of runs");
     OutputRun runs[max_run_columns];
+    RunSource sources[max_run_columns];
+    const index_t plane_step = g->x_spatial();
     if (!transposed) {
-      const index_t made = output_runs(*g, block, first + column, count, runs);
-      // Rows p0, p0 + 1, ...: the tap advances, and the channel after the last tap.
-      Row lowered_row = row(p0);
-      const KernelTap* last_tap = taps + g->kernel_volume() - 1;
-      for (index_t p = 0; p < depth; ++p) {
-        T* target = out + p * TILE;
-        for (index_t r = 0; r < made; ++r) fill(lowered_row, runs[r], target + runs[r].column, 1);
-        clear_run(target, count, TILE);
-        if (lowered_row.tap == last_tap) {
-          lowered_row = {lowered_row.plane + g->x_spatial(), taps};
-        } else {
-          ++lowered_row.tap;
-        }
-      }
+      const index_t made = output_runs(*g, block, x_sample_stride, first + column, count, runs);
+      for_each_row_by_tap(
+          p0, depth,
+          [&](const KernelTap& tap, index_t p, const T* plane, index_t taps_per_channel) {
+            // A tap with one row here (a layer of few channels, or more taps than the depth) has
+            // nothing to share: the table would only add its stores and loads.
+            const bool shared = p + taps_per_channel < depth;
+            if (shared) {
+              for (index_t r = 0; r < made; ++r) sources[r] = source(tap, runs[r]);
+            }
+            for (; p < depth; p += taps_per_channel, plane += plane_step) {
+              T* target = out + p * TILE;
+              for (index_t r = 0; r < made; ++r) {
+                fill(plane, shared ? sources[r] : source(tap, runs[r]), runs[r].length,
+                     target + runs[r].column, 1);
+              }
+              clear_run(target, count, TILE);
+            }
+          });
       return;
     }
     // Transposed: B(p, j) = lowered[first + j][p], so a sliver takes `count` lowered rows over
     // lowered columns [p0, p0 + depth), written TILE apart, a table of runs at a time.
     for (index_t part = 0; part < depth; part += max_run_columns) {
-      const index_t made =
-          output_runs(*g, block, p0 + part, std::min(max_run_columns, depth - part), runs);
+      const index_t made = output_runs(*g, block, x_sample_stride, p0 + part,
+                                       std::min(max_run_columns, depth - part), runs);
       T* part_out = out + part * TILE;
-      for (index_t j = 0; j < count; ++j) {
-        const Row lowered_row = row(first + column + j);
-        for (index_t r = 0; r < made; ++r) {
-          fill(lowered_row, runs[r], part_out + runs[r].column * TILE + j, TILE);
-        }
-      }
+      for_each_row_by_tap(
+          first + column, count,
+          [&](const KernelTap& tap, index_t j, const T* plane, index_t taps_per_channel) {
+            for (index_t r = 0; r < made; ++r) sources[r] = source(tap, runs[r]);
+            for (; j < count; j += taps_per_channel, plane += plane_step) {
+              for (index_t r = 0; r < made; ++r) {
+                fill(plane, sources[r], runs[r].length, part_out + runs[r].column * TILE + j, TILE);
+              }
+            }
+          });
     }
     for (index_t p = 0; p < depth; ++p) clear_run(out + p * TILE, count, TILE);
   }
