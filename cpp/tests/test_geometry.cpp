@@ -222,6 +222,16 @@ TEST(MultiplyAdds, EachWeightOnceForEveryOutputPosition) {
   EXPECT_DOUBLE_EQ(huge.multiply_adds(), std::ldexp(1.0, 20 + 10 + 20 + 12));
 }
 
+TEST(LoweredElements, OneLoweredRowForEachGroupsYPosition) {
+  // Groups 2, 3 x channels and 3x2 taps per group: each group's im2col matrix has 3 * 3 * 2 rows
+  // and a column for each of its 6 * 7 y positions, in each of the 3 samples.
+  const ConvGeometry conv =
+      ConvGeometry::convolution(2, {3, 6, 11, 9}, {4, 3, 3, 2}, options({2, 1}, {1, 0}, {1, 2}, 2));
+  EXPECT_DOUBLE_EQ(conv.lowered_elements(), 3.0 * 2 * (3 * 3 * 2) * (6 * 7));
+  // Each lowered element meets every y channel of its group once.
+  EXPECT_DOUBLE_EQ(conv.multiply_adds(), conv.lowered_elements() * conv.y_channels_per_group());
+}
+
 TEST(LayerWeightShape, IsTheWeightShapeOfTheLayersGeometry) {
   // PyTorch's layouts: (out, in / groups, k...) and (in, out / groups, k...).
   const Shape conv =

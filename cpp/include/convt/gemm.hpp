@@ -742,7 +742,9 @@ void gemm_blocked(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c,
                       std::min<index_t>(blocking.depth, k)};
   const index_t a_size = panels.rows * panels.depth;
   const index_t b_size = panels.cols * panels.depth;
-  const int threads = threads_for(static_cast<double>(m) * n * k);
+  // An operand that packs itself is a lowered matrix, each of whose elements is gathered.
+  const double gathers = OperandB::packs_itself ? lowered_element_work * k * n : 0.0;
+  const int threads = threads_for(static_cast<double>(m) * n * k + gathers);
   T* packed_a = scratch<T>(Scratch::packed_a, a_size * threads);
   T* packed_b = scratch<T>(Scratch::packed_b, b_size * threads);
   if (threads == 1) {

@@ -182,6 +182,12 @@ struct ConvGeometry {
     return static_cast<double>(batch) * static_cast<double>(y_channels) *
            static_cast<double>(lowered_rows()) * static_cast<double>(y_spatial());
   }
+  // Elements of the im2col matrices of every sample and group: lowered_rows() for each
+  // position of each group's y side.
+  double lowered_elements() const {
+    return static_cast<double>(batch) * static_cast<double>(groups) *
+           static_cast<double>(lowered_rows()) * static_cast<double>(y_spatial());
+  }
 
   Shape x_shape() const { return tensor_shape(x_channels, x_size); }
   Shape y_shape() const { return tensor_shape(y_channels, y_size); }

@@ -188,12 +188,20 @@ void gemm_lowered(const ConvGeometry& g, Algorithm algorithm, Isa isa, const Ker
   gemm<T>(m, n, k, a, lowered, c, ldc, accumulate, isa);
 }
 
+// A lowered kernel's work for threads_for, in multiply-adds: its products and, but for the
+// pointwise algorithm (which reads x in place), the lowered matrix's elements.
+inline double lowered_work(const ConvGeometry& g, Algorithm algorithm) {
+  const bool copies = algorithm != Algorithm::pointwise;
+  return g.multiply_adds() + (copies ? lowered_element_work * g.lowered_elements() : 0.0);
+}
+
 // Runs body(block) for every block. With a unit for each thread, threads take whole units and
 // each GEMM runs on one core, its operands staying in that core's cache; otherwise each GEMM is
 // threaded. Either way each output is summed in the same order.
 template <class Body>
-void for_each_block(const ConvGeometry& g, const BlockPlan& plan, Body&& body) {
-  int threads = threads_for(g.multiply_adds());
+void for_each_block(const ConvGeometry& g, Algorithm algorithm, Body&& body) {
+  const BlockPlan plan = block_plan(g, algorithm);
+  int threads = threads_for(lowered_work(g, algorithm));
   if (plan.units < threads) threads = 1;
   parallel_for(plan.units, threads,
                [&](index_t unit) { for_each_block_of_unit(g, plan, unit, body); });
@@ -325,7 +333,7 @@ void forward_kernel(const ConvGeometry& g, const KernelCall<T>& call, const T* x
   }
   const index_t rows = g.lowered_rows();
   const KernelTap* taps = tap_table(g);
-  for_each_block(g, block_plan(g, call.algorithm), [&](ColumnBlock block) {
+  for_each_block(g, call.algorithm, [&](ColumnBlock block) {
     for (index_t group = 0; group < g.groups; ++group) {
       const BlockOfY<T> out = y_block(g, y, group, block, false);
       gemm_lowered(g, call.algorithm, call.isa, taps, x, group, block, false,
@@ -352,7 +360,7 @@ void backward_input_kernel(const ConvGeometry& g, const KernelCall<T>& call, con
   const index_t rows = g.lowered_rows();
   const index_t sample_stride = g.x_channels * g.x_spatial();
   const bool pointwise = call.algorithm == Algorithm::pointwise;
-  for_each_block(g, block_plan(g, call.algorithm), [&](ColumnBlock block) {
+  for_each_block(g, call.algorithm, [&](ColumnBlock block) {
     if (!pointwise && block.first_output == 0) {
       std::fill_n(dx + block.first_sample * sample_stride, block.samples * sample_stride, T(0));
     }
@@ -447,7 +455,8 @@ void backward_weight_kernel(const ConvGeometry& g, const KernelCall<T>& call, co
   }
   const KernelTap* taps = tap_table(g);
   const BlockPlan plan = block_plan(g, call.algorithm);
-  sum_in_lanes(plan.units, g.multiply_adds(), size, dw, [&](index_t unit, T* sum, bool accumulate) {
+  const double work = lowered_work(g, call.algorithm);
+  sum_in_lanes(plan.units, work, size, dw, [&](index_t unit, T* sum, bool accumulate) {
     for_each_block_of_unit(g, plan, unit, [&](ColumnBlock block) {
       for (index_t group = 0; group < g.groups; ++group) {
         const BlockOfY<const T> gradient = y_block(g, dy, group, block, true);
