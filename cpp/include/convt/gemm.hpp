@@ -270,6 +270,16 @@ template <class T>
 using MicroKernelInPlace = void (*)(index_t, const T*, const T* const*, index_t, T*, index_t,
                                     index_t, index_t, bool);
 
+// Packs `width` columns of a transposed operand (whose columns are contiguous): out[q * out_step
+// + r] = columns[r][q] for r < width (at most 16) and q < rows, a multiple of width, transposed
+// in registers a square at a time. An instruction set without one packs four columns by four
+// rows instead.
+template <class T>
+struct ColumnTransposer {
+  void (*transpose)(const T* const* columns, index_t rows, T* out, index_t out_step);
+  int width;
+};
+
 // One instruction set's micro-kernel for element type T, reading B packed or in place; the
 // packed one narrowed to its first one or two vectors of columns; and both on half the tile's
 // rows. The tiles at C's edges take the smallest that covers them: a GEMM over 100 columns
@@ -285,6 +295,7 @@ struct Kernels {
   int rows;         // of the tile
   int vectors;      // of the tile
   int vector_cols;  // columns of a vector
+  ColumnTransposer<T> transposer;
 
   MicroKernel<T> packed_for(index_t tile_rows, index_t cols) const {
     if (2 * tile_rows <= rows) return half_rows;
@@ -546,12 +557,121 @@ inline void transpose_4x4(const double* const* columns, index_t p, double* out, 
     }
   }
 }
+#if CONVT_X86_DISPATCH
+// ColumnTransposer's transpose for float, 8 columns (AVX2) or 16 (AVX-512) at a time: a square
+// of 8 x 8 takes 24 shuffles where the 4 x 4 squares take 32, one of 16 x 16 takes 56 where
+// they take 128, and each load and store moves a whole vector.
+CONVT_TARGET_AVX2 inline void transpose_columns_avx2(const float* const* columns, index_t rows,
+                                                     float* out, index_t out_step) {
+  using Vector = VectorOf<float, 32>::type;
+  using Mask = int __attribute__((vector_size(32)));
+  for (index_t p = 0; p < rows; p += 8) {
+    Vector v[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) std::memcpy(&v[r], columns[r] + p, sizeof(Vector));
+    // Pairs of rows interleaved, then pairs of pairs: each 128-bit lane of u[4 * h + q] holds
+    // column q (low lane) or q + 4 (high lane) of rows 4h .. 4h + 3.
+    Vector t[8];
+#pragma GCC unroll 4
+    for (int r = 0; r < 8; r += 2) {
+      t[r] = CONVT_SHUFFLE(Mask, v[r], v[r + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+      t[r + 1] = CONVT_SHUFFLE(Mask, v[r], v[r + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    Vector u[8];
+#pragma GCC unroll 2
+    for (int h = 0; h < 8; h += 4) {
+      u[h] = CONVT_SHUFFLE(Mask, t[h], t[h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[h + 1] = CONVT_SHUFFLE(Mask, t[h], t[h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+      u[h + 2] = CONVT_SHUFFLE(Mask, t[h + 1], t[h + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[h + 3] = CONVT_SHUFFLE(Mask, t[h + 1], t[h + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    float* target = out + p * out_step;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const Vector low = CONVT_SHUFFLE(Mask, u[q], u[q + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+      const Vector high = CONVT_SHUFFLE(Mask, u[q], u[q + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+      std::memcpy(target + q * out_step, &low, sizeof(Vector));
+      std::memcpy(target + (q + 4) * out_step, &high, sizeof(Vector));
+    }
+  }
+}
+
+CONVT_TARGET_AVX512 inline void transpose_columns_avx512(const float* const* columns, index_t rows,
+                                                         float* out, index_t out_step) {
+  using Vector = VectorOf<float, 64>::type;
+  using Mask = int __attribute__((vector_size(64)));
+  for (index_t p = 0; p < rows; p += 16) {
+    Vector v[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) std::memcpy(&v[r], columns[r] + p, sizeof(Vector));
+    // As in transpose_columns_avx2: lane L of u[4 * h + q] holds column 4L + q of rows 4h ..
+    // 4h + 3; the last two steps gather each column's four lanes.
+    Vector t[16];
+#pragma GCC unroll 8
+    for (int r = 0; r < 16; r += 2) {
+      t[r] = CONVT_SHUFFLE(Mask, v[r], v[r + 1], 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28,
+                           13, 29);
+      t[r + 1] = CONVT_SHUFFLE(Mask, v[r], v[r + 1], 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14,
+                               30, 15, 31);
+    }
+    Vector u[16];
+#pragma GCC unroll 4
+    for (int h = 0; h < 16; h += 4) {
+      u[h] = CONVT_SHUFFLE(Mask, t[h], t[h + 2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13,
+                           28, 29);
+      u[h + 1] = CONVT_SHUFFLE(Mask, t[h], t[h + 2], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14,
+                               15, 30, 31);
+      u[h + 2] = CONVT_SHUFFLE(Mask, t[h + 1], t[h + 3], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25,
+                               12, 13, 28, 29);
+      u[h + 3] = CONVT_SHUFFLE(Mask, t[h + 1], t[h + 3], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27,
+                               14, 15, 30, 31);
+    }
+    float* target = out + p * out_step;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      // Lanes (0, 1) and (2, 3) of rows 0-7 (x) and of rows 8-15 (y), then each lane of the four.
+      const Vector x_low = CONVT_SHUFFLE(Mask, u[q], u[q + 4], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
+                                         19, 20, 21, 22, 23);
+      const Vector x_high = CONVT_SHUFFLE(Mask, u[q], u[q + 4], 8, 9, 10, 11, 12, 13, 14, 15, 24,
+                                          25, 26, 27, 28, 29, 30, 31);
+      const Vector y_low = CONVT_SHUFFLE(Mask, u[q + 8], u[q + 12], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17,
+                                         18, 19, 20, 21, 22, 23);
+      const Vector y_high = CONVT_SHUFFLE(Mask, u[q + 8], u[q + 12], 8, 9, 10, 11, 12, 13, 14, 15,
+                                          24, 25, 26, 27, 28, 29, 30, 31);
+      const Vector column[4] = {CONVT_SHUFFLE(Mask, x_low, y_low, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
+                                              18, 19, 24, 25, 26, 27),
+                                CONVT_SHUFFLE(Mask, x_low, y_low, 4, 5, 6, 7, 12, 13, 14, 15, 20,
+                                              21, 22, 23, 28, 29, 30, 31),
+                                CONVT_SHUFFLE(Mask, x_high, y_high, 0, 1, 2, 3, 8, 9, 10, 11, 16,
+                                              17, 18, 19, 24, 25, 26, 27),
+                                CONVT_SHUFFLE(Mask, x_high, y_high, 4, 5, 6, 7, 12, 13, 14, 15, 20,
+                                              21, 22, 23, 28, 29, 30, 31)};
+#pragma GCC unroll 4
+      for (int lane = 0; lane < 4; ++lane) {
+        std::memcpy(target + (4 * lane + q) * out_step, &column[lane], sizeof(Vector));
+      }
+    }
+  }
+}
+#endif
 #undef CONVT_SHUFFLE
+
+// Each instruction set's ColumnTransposer for T: none but AVX2's and AVX-512's for float.
+template <class T, Isa ISA>
+constexpr ColumnTransposer<T> column_transposer() {
+#if CONVT_X86_DISPATCH
+  if constexpr (std::is_same_v<T, float> && ISA == Isa::avx2) return {transpose_columns_avx2, 8};
+  if constexpr (std::is_same_v<T, float> && ISA == Isa::avx512) {
+    return {transpose_columns_avx512, 16};
+  }
+#endif
+  return {nullptr, 0};
+}
 
 // Packs B's rows [p0, p0 + depth) and columns [first, first + count) as [depth][TILE_COLS].
 template <int TILE_COLS, class T, class OperandB>
-void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, index_t count,
-                        T* out) {
+void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, index_t count, T* out,
+                        ColumnTransposer<T> transposer) {
   if (b.rows_contiguous()) {
     if (count == TILE_COLS) {
       // A whole sliver: a fixed-length copy the compiler unrolls, not a library call per row.
@@ -573,11 +693,24 @@ void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, in
   constexpr index_t stretch = 64;
   const index_t step = b.column_step();
   if (step == 1) {
-    // Four columns by four rows at a time, transposed in registers: one load and one store
-    // per four elements instead of one of each per element.
+    // Squares of the transposer's width, then four columns by four rows at a time, transposed
+    // in registers: one load and one store per four elements instead of one of each per element.
+    index_t j = 0;
+    if (transposer.width > 0) {
+      const index_t width = transposer.width;
+      const index_t square_rows = depth / width * width;
+      for (; j + width <= count; j += width) {
+        const T* columns[16];
+        for (index_t q = 0; q < width; ++q) columns[q] = b.at(p0, first + j + q);
+        transposer.transpose(columns, square_rows, out + j, TILE_COLS);
+        for (index_t p = square_rows; p < depth; ++p) {
+          for (index_t q = 0; q < width; ++q) out[p * TILE_COLS + j + q] = columns[q][p];
+        }
+      }
+    }
     const index_t whole_columns = count / 4 * 4;
     const index_t whole_rows = depth / 4 * 4;
-    for (index_t j = 0; j < whole_columns; j += 4) {
+    for (; j < whole_columns; j += 4) {
       const T* columns[4] = {b.at(p0, first + j), b.at(p0, first + j + 1), b.at(p0, first + j + 2),
                              b.at(p0, first + j + 3)};
       for (index_t p = 0; p < whole_rows; p += 4)
@@ -586,7 +719,7 @@ void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, in
         for (int q = 0; q < 4; ++q) out[p * TILE_COLS + j + q] = columns[q][p];
       }
     }
-    for (index_t j = whole_columns; j < count; ++j) {
+    for (; j < count; ++j) {
       const T* column = b.at(p0, first + j);
       for (index_t p = 0; p < depth; ++p) out[p * TILE_COLS + j] = column[p];
     }
@@ -609,13 +742,13 @@ void pack_b_from_memory(OperandB b, index_t p0, index_t depth, index_t first, in
 
 template <int TILE_COLS, class T, class OperandB>
 void pack_b(OperandB b, index_t p0, index_t depth, index_t col0, index_t cols, index_t sliver,
-            T* out) {
+            T* out, ColumnTransposer<T> transposer) {
   const index_t first = col0 + sliver * TILE_COLS;
   const index_t count = std::min<index_t>(TILE_COLS, cols - sliver * TILE_COLS);
   if constexpr (OperandB::packs_itself) {
     b.template pack<TILE_COLS>(p0, depth, first, count, out);
   } else {
-    pack_b_from_memory<TILE_COLS>(b, p0, depth, first, count, out);
+    pack_b_from_memory<TILE_COLS>(b, p0, depth, first, count, out, transposer);
   }
 }
 
@@ -708,7 +841,8 @@ void gemm_serial(index_t m, index_t n, index_t k, OperandA a, OperandB b, T* c, 
           const bool one_block = m <= panels.rows;
           const index_t sliver_offset = one_block ? 0 : js * TILE_COLS * depth;
           if (row0 == 0 && js >= whole_slivers) {
-            pack_b<TILE_COLS>(b, p0, depth, col0, cols, js, packed_b + sliver_offset);
+            pack_b<TILE_COLS>(b, p0, depth, col0, cols, js, packed_b + sliver_offset,
+                              kernel.transposer);
           }
           for (index_t is = 0; is < row_slivers; ++is) {
             const index_t i = is * TILE_ROWS;
@@ -803,7 +937,8 @@ void gemm_with(Kernels<T> kernel, index_t m, index_t n, index_t k, OperandA a, O
                                        micro_kernel_##ISA_NAME##_##SUFFIX##_half_rows_in_place,  \
                                        TileOf<Isa::ISA_NAME>::rows,                              \
                                        TileOf<Isa::ISA_NAME>::vectors,                           \
-                                       TileOf<Isa::ISA_NAME>::bytes / int{sizeof(T)}};           \
+                                       TileOf<Isa::ISA_NAME>::bytes / int{sizeof(T)},            \
+                                       column_transposer<T, Isa::ISA_NAME>()};                   \
   static_assert(TileOf<Isa::ISA_NAME>::vectors <= 3, "Kernels::narrow covers the other widths"); \
   static_assert(TileOf<Isa::ISA_NAME>::rows % 2 == 0, "Kernels::half_rows takes half the rows");
 template <class T>
