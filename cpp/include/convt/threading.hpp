@@ -98,18 +98,23 @@ inline int threads_for(double work) {
 // (Zen 5).
 inline constexpr double lowered_element_work = 16.0;
 
-// Runs body(i) for every i in [0, count) on `threads` threads, which take the next index as they
-// become free, so a thread that loses its core for a while delays no one. Callers make body(i)
-// compute the same whichever thread runs it. An exception thrown on any thread is caught there
-// and rethrown here once all have finished, as one must never leave an OpenMP region.
+// Runs body(i) for every i in [0, count) on `threads` threads, which take the next indices as
+// they become free, so a thread that loses its core for a while delays no one. Callers make
+// body(i) compute the same whichever thread runs it. An exception thrown on any thread is caught
+// there and rethrown here once all have finished, as one must never leave an OpenMP region.
 template <class Body>
 void parallel_for(index_t count, int threads, Body&& body) {
   if (threads <= 1 || count <= 1) {
     for (index_t i = 0; i < count; ++i) body(i);
     return;
   }
+  // Indices one at a time while there are fewer than 64 a thread (a kernel's units of work), in
+  // runs of count / 64 a thread when there are more: taking one costs the threads an atomic
+  // exchange, and adding the bias to DCGAN D's 16,384 planes of 64 outputs one at a time took
+  // 1.8 ms of a 13.9 ms forward, in runs less than 0.1 ms (Zen 5).
+  const index_t chunk = std::max<index_t>(1, count / (64 * index_t{threads}));
   std::exception_ptr failure;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk)
   for (index_t i = 0; i < count; ++i) {
     try {
       body(i);
