@@ -326,6 +326,7 @@ struct LoweredOperand {
       if (out_step == 1 && stride == 1) {
         copy_run(target, line, 0, source.copied);
       } else if (out_step == 1 && stride == 2) {
+        // A constant stride (DCGAN's), which the compiler vectorises with shuffles.
         for (index_t o = 0; o < source.copied; ++o) target[o] = line[2 * o];
       } else {
         for (index_t o = 0; o < source.copied; ++o) target[o * out_step] = line[o * stride];
@@ -334,9 +335,11 @@ struct LoweredOperand {
     for (index_t o = source.zeros_before + source.copied; o < length; ++o) out[o * out_step] = T(0);
   }
 
-  // Calls body(tap, i, plane) for lowered rows first + i, i < rows, grouped by tap: rows of one
-  // tap read their channels at the same places, so what a run reads is worked out once per tap
-  // and shared by every channel of the depth a sliver spans.
+  // Calls body(tap, i, plane, step) once for each tap among lowered rows first_row + i, i <
+  // rows, with i the first such row, `plane` its channel's, and `step` the kernel's taps (the
+  // rows from one of the tap's rows to the next, each a plane further on). Rows of one tap read
+  // their channels at the same places, so what a run reads is worked out once per tap and shared
+  // by every channel of the depth a sliver spans.
   template <class Body>
   void for_each_row_by_tap(index_t first_row, index_t rows, Body&& body) const {
     const index_t count = g->kernel_volume();
