@@ -33,6 +33,7 @@ def layer_calls(dtype):
         ((1, 32, 48, 48), (32, 32, 3, 3), dict(padding=1)),  # one sample: threaded GEMMs
         ((1, 8, 10, 24, 24), (8, 8, 3, 3, 3), dict(padding=1)),  # a GEMM per output plane
         ((3, 64, 24, 24), (96, 64, 1, 1), dict()),  # pointwise
+        ((16, 1, 28, 28), (8, 1, 5, 5), dict()),  # few multiply-adds, threaded for its lowering
         ((2, 300, 16, 16), (20, 300, 2, 2), dict(stride=2)),  # deep reduction
         ((2, 16, 4000), (8, 16, 5), dict(dilation=3)),  # long 1-d signal
         # One block of one sample: the input gradient's chunks of channels split between threads.
