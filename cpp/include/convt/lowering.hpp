@@ -87,23 +87,19 @@ inline Range tap_range(index_t offset, index_t stride, index_t size, index_t out
 }
 
 // One kernel tap as the lowering reads it: the offsets of its reads from output position times
-// stride, the same as one offset into a channel of x, and the outputs along a line whose reads
-// fall inside x.
+// stride, and the outputs along a line whose reads fall inside x.
 struct KernelTap {
   index_t offset0;
   index_t offset1;
   index_t offset2;
-  index_t x_offset;
   Range inside;
 };
 
 inline KernelTap kernel_tap(const ConvGeometry& g, index_t tap) {
   const Extent k = kernel_position(g.kernel, tap);
-  const index_t offset0 = k[0] * g.dilation[0] - g.padding_before[0];
-  const index_t offset1 = k[1] * g.dilation[1] - g.padding_before[1];
   const index_t offset2 = k[2] * g.dilation[2] - g.padding_before[2];
-  return {offset0, offset1, offset2, (offset0 * g.x_size[1] + offset1) * g.x_size[2] + offset2,
-          tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
+  return {k[0] * g.dilation[0] - g.padding_before[0], k[1] * g.dilation[1] - g.padding_before[1],
+          offset2, tap_range(offset2, g.stride[2], g.x_size[2], g.y_size[2])};
 }
 
 // The lines of outputs along the last spatial axis that outputs [first_output, first_output +
@@ -227,15 +223,15 @@ inline const KernelTap* tap_table(const ConvGeometry& g) {
 
 // A run of consecutive block columns inside one line of outputs of one sample: columns
 // [column, column + length) are outputs (o0, o1, o2 .. o2 + length) of a sample of the block,
-// whose reads start, before a tap's offsets, at (x0, x1) = (o0, o1) * stride, which is
-// `x_offset` from the block's first sample's channel.
+// whose reads start, before a tap's offsets, at (x0, x1) = (o0, o1) * stride in the channel that
+// is `sample_offset` from the block's first sample's.
 struct OutputRun {
   index_t column;
   index_t length;
   index_t o2;
   index_t x0;
   index_t x1;
-  index_t x_offset;
+  index_t sample_offset;
 };
 
 // Cuts block columns [first, first + count) into runs; returns how many.
@@ -253,13 +249,7 @@ inline index_t output_runs(const ConvGeometry& g, ColumnBlock block, index_t x_s
         std::min({line_length - o2, first + count - column, sample_end - column});
     const index_t x0 = line / g.y_size[1] * g.stride[0];
     const index_t x1 = line % g.y_size[1] * g.stride[1];
-    runs[made++] = {
-        column - first,
-        length,
-        o2,
-        x0,
-        x1,
-        sample * x_sample_stride + (x0 * g.x_size[1] + x1) * g.x_size[2] + o2 * g.stride[2]};
+    runs[made++] = {column - first, length, o2, x0, x1, sample * x_sample_stride};
     column += length;
     o += length;
     if (column == sample_end) {
@@ -303,6 +293,8 @@ struct LoweredOperand {
     index_t copied;
   };
 
+  // The offset is formed only for reads inside x, so that no padding, however large, moves it
+  // out of range.
   RunSource source(const KernelTap& tap, const OutputRun& run) const {
     const index_t i0 = run.x0 + tap.offset0;
     const index_t i1 = run.x1 + tap.offset1;
@@ -310,8 +302,10 @@ struct LoweredOperand {
     const index_t end = run.o2 + run.length;
     const index_t first = std::clamp(tap.inside.first, run.o2, end);
     const index_t last = std::clamp(tap.inside.last, first, end);
-    return {run.x_offset + tap.x_offset + (first - run.o2) * g->stride[2], first - run.o2,
-            last - first};
+    if (first == last) return {0, run.length, 0};
+    return {run.sample_offset + (i0 * g->x_size[1] + i1) * g->x_size[2] + first * g->stride[2] +
+                tap.offset2,
+            first - run.o2, last - first};
   }
 
   // out[(column - run.column) * out_step] = lowered[row][column] over a run whose row reads
