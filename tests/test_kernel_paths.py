@@ -131,6 +131,20 @@ CASES = {
     "col2im chunks": (False, (1, 120, 3000), (4, 60, 5), (2,), (2,), (1,), 2, None),
     # stride 1, but the padded grid would be four times the output: im2col
     "stride 1 wasteful": (False, (2, 16, 8, 8), (16, 16, 5, 5), (1, 1), (0, 0), (1, 1), 1, None),
+    # col2im adds 16 taps along the last axis at a time where they read 16 or more apart (a
+    # vocoder's up-sampling): 70 taps in blocks of 16 and a last of 6, cut at both ends of x
+    "col2im tap blocks": (True, (2, 16, 9), (16, 8, 70), (16,), (20,), (1,), 1, (3,)),
+    # the same along the last axis of a 2-d layer, its lines cut by padding on the first
+    "col2im tap blocks 2d": (
+        False,
+        (1, 3, 5, 300),
+        (4, 3, 2, 66),
+        (1, 17),
+        (1, 30),
+        (1, 1),
+        1,
+        None,
+    ),
 }
 
 # The paths of conv_forward (and conv_backward_weight, which lowers x the same way) and of
@@ -160,6 +174,8 @@ ALGORITHMS = {
     "shifted small images": ("shifted", "col2im"),
     "col2im chunks": ("im2col", "col2im"),
     "stride 1 wasteful": ("im2col", "col2im"),
+    "col2im tap blocks": ("im2col", "col2im"),
+    "col2im tap blocks 2d": ("im2col", "col2im"),
 }
 
 

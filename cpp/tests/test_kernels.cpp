@@ -333,6 +333,46 @@ TYPED_TEST(Kernels, StridedLinesWithOverlappingTaps) {
   check_convolution<TypeParam>(q, rng);
 }
 
+// Taps along the last axis that read 16 or more apart (a vocoder's up-sampling), which col2im
+// adds 16 at a time: 70 taps in blocks of 16 and a last of 6, cut by padding at both ends of x;
+// then a 2-d layer whose lines are cut by padding along the first axis.
+TYPED_TEST(Kernels, StridedTapsAddedInBlocks) {
+  std::mt19937 rng(29);
+  Problem p;
+  p.dims = 1;
+  p.batch = 2;
+  p.x_channels = 8;
+  p.y_channels = 16;
+  p.x_size = {150, 1, 1};
+  p.kernel = {70, 1, 1};
+  p.stride = {16, 1, 1};
+  p.pad_before = {20, 0, 0};
+  p.pad_after = {23, 0, 0};
+  p.y_size = reference::conv_output_size(p);
+  ASSERT_EQ(p.y_size, (reference::Extent{8, 1, 1}));
+  const convt::ConvGeometry g = convolution_geometry(p);
+  ASSERT_FALSE(convt::detail::fuses_line_taps(g));
+  ASSERT_TRUE(convt::detail::adds_tap_blocks(g, {0, 1, 0, g.y_spatial()}));
+  check_convolution<TypeParam>(p, rng);
+  Case c{p, {5, 0, 0}};
+  c.p.x_size = {144, 1, 1};  // (8 - 1) * 16 - 20 - 23 + 70 + 5
+  check_transposed<TypeParam>(c, rng);
+
+  Problem q;
+  q.dims = 2;
+  q.x_channels = 3;
+  q.y_channels = 4;
+  q.x_size = {5, 300, 1};
+  q.kernel = {2, 66, 1};
+  q.stride = {1, 17, 1};
+  q.pad_before = {1, 30, 0};
+  q.pad_after = {1, 30, 0};
+  q.y_size = reference::conv_output_size(q);
+  const convt::ConvGeometry h = convolution_geometry(q);
+  ASSERT_TRUE(convt::detail::adds_tap_blocks(h, {0, 1, 0, h.y_spatial()}));
+  check_convolution<TypeParam>(q, rng);
+}
+
 // A sample's outputs are cut into blocks of the plan's columns, but a last slice of less than
 // half a block joins the one before it.
 TEST(Blocks, LastSliceOfLessThanHalfABlockJoinsTheOneBefore) {
