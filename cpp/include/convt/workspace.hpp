@@ -12,6 +12,10 @@
 
 #include "error.hpp"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace convt {
 namespace detail {
 
@@ -94,6 +98,10 @@ class BufferPool {
  public:
   static constexpr std::size_t alignment = 64;
   static constexpr std::size_t max_bytes = std::size_t{512} << 20;
+  // Buffers of at least this size start on a boundary of it and are offered to Linux for
+  // transparent huge pages: a fresh 512 MiB weight gradient (a vocoder layer's, too large to
+  // keep) took 131,072 faults on pages of 4 KiB.
+  static constexpr std::size_t huge_page = std::size_t{2} << 20;
 
   // A buffer of `bytes` (a kept one when there is one), aligned to 64 bytes.
   void* take(std::size_t bytes) {
@@ -108,10 +116,13 @@ class BufferPool {
         return data;
       }
     }
-    void* data = std::aligned_alloc(alignment, size);
+    void* data = std::aligned_alloc(size >= huge_page ? huge_page : alignment, size);
     if (data == nullptr) {
       throw Error("convt: cannot allocate " + std::to_string(size) + " bytes for an output");
     }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (size >= huge_page) madvise(data, size, MADV_HUGEPAGE);  // advice: failure changes nothing
+#endif
     return data;
   }
 
@@ -145,7 +156,8 @@ class BufferPool {
 
  private:
   static std::size_t rounded(std::size_t bytes) {
-    return (std::max<std::size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
+    const std::size_t unit = bytes >= huge_page ? huge_page : alignment;
+    return (std::max<std::size_t>(bytes, 1) + unit - 1) / unit * unit;
   }
 
   mutable std::mutex mutex_;
